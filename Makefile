@@ -1,0 +1,147 @@
+# rill - plain Makefile. Overridable: CC CXX CFLAGS LDFLAGS PREFIX DESTDIR.
+#
+#   make            build lib/librill.a and lib/librill.so
+#   make demo       install missing dependencies, build and run the demo
+#   make check      install missing dependencies, build and run every test
+#   make bench      build and run the benchmarks
+#   make asan       the test suite under AddressSanitizer + UBSan
+#   make tsan       the runtime tests under ThreadSanitizer
+#   make install / uninstall   honour PREFIX and DESTDIR
+
+CC      ?= cc
+CXX     ?= c++
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CFLAGS  ?= -O2 -g
+LDFLAGS ?=
+WERROR  ?=
+
+VERSION      := 0.1.0
+SOVERSION    := 0
+BUILD        ?= build
+LIBDIR_OUT   ?= lib
+
+WARN     := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wvla $(WERROR)
+ALL_CPPFLAGS := -D_GNU_SOURCE -Iinclude -Isrc $(CPPFLAGS)
+ALL_CFLAGS   := $(WARN) $(CFLAGS) -pthread
+LIB_CFLAGS   := $(ALL_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition
+LIBS         := -llmdb -lpthread
+
+SRC      := $(sort $(wildcard src/*/*.c))
+OBJ      := $(SRC:%.c=$(BUILD)/%.o)
+DEP      := $(OBJ:.o=.d)
+
+STATIC   := $(LIBDIR_OUT)/librill.a
+SHARED   := $(LIBDIR_OUT)/librill.so.$(VERSION)
+SONAME   := librill.so.$(SOVERSION)
+
+TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/*_test.c)))
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard bench/*.c)))
+
+.PHONY: all deps demo check test-run examples-run docs-check header-check \
+        symbols-check install uninstall clean bench asan tsan
+
+all: $(STATIC) $(LIBDIR_OUT)/librill.so $(LIBDIR_OUT)/rill.pc
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC): $(OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+$(LIBDIR_OUT)/$(SONAME): $(SHARED)
+	ln -sf librill.so.$(VERSION) $@
+
+$(LIBDIR_OUT)/librill.so: $(LIBDIR_OUT)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(LIBDIR_OUT)/rill.pc: pkgconfig/rill.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# Tests link the static library so they may also reach rill__ internals.
+$(BUILD)/tests/%: tests/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(STATIC) $(LDFLAGS) -lcriterion $(LIBS)
+
+# Examples and benchmarks link the shared library, as a host program would.
+$(BUILD)/examples/%: examples/%.c $(LIBDIR_OUT)/librill.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< -L$(LIBDIR_OUT) -Wl,-rpath,$(abspath $(LIBDIR_OUT)) -lrill $(LDFLAGS) $(LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBDIR_OUT)/librill.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< -L$(LIBDIR_OUT) -Wl,-rpath,$(abspath $(LIBDIR_OUT)) -lrill $(LDFLAGS) $(LIBS)
+
+deps:
+	@sh scripts/deps.sh
+
+demo: deps all $(BUILD)/examples/demo
+	$(BUILD)/examples/demo
+
+test-run: $(TESTS)
+	@sh scripts/run-tests.sh $(TESTS)
+
+examples-run: $(EXAMPLES)
+	@sh scripts/run-examples.sh $(BUILD)/examples
+
+header-check:
+	@sh scripts/check-header.sh "$(CC)" "$(CXX)"
+
+symbols-check: all
+	@sh scripts/check-symbols.sh $(LIBDIR_OUT)/librill.so
+
+docs-check: all
+	@sh scripts/check-man.sh "$(CC)" $(LIBDIR_OUT)
+
+check: deps all header-check symbols-check docs-check examples-run test-run
+	@echo "make check: all checks passed"
+
+bench: all $(BENCHES)
+	@for b in $(BENCHES); do $$b || exit 1; done
+
+# Sanitizer builds live in their own folders.
+asan:
+	$(MAKE) BUILD=build/asan LIBDIR_OUT=build/asan/lib \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" test-run
+
+tsan:
+	$(MAKE) BUILD=build/tsan LIBDIR_OUT=build/tsan/lib \
+	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/partition_test %/job_test %/backpressure_test,$(TESTS)))" test-run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 644 include/rill.h $(DESTDIR)$(PREFIX)/include/rill.h
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/librill.a
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/librill.so.$(VERSION)
+	ln -sf librill.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/librill.so
+	install -m 644 $(LIBDIR_OUT)/rill.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
+	install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/rill.h \
+	  $(DESTDIR)$(PREFIX)/lib/librill.a \
+	  $(DESTDIR)$(PREFIX)/lib/librill.so.$(VERSION) \
+	  $(DESTDIR)$(PREFIX)/lib/$(SONAME) $(DESTDIR)$(PREFIX)/lib/librill.so \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
+	for f in man/man3/*.3; do rm -f $(DESTDIR)$(PREFIX)/share/man/man3/$${f##*/}; done
+	for f in man/man7/*.7; do rm -f $(DESTDIR)$(PREFIX)/share/man/man7/$${f##*/}; done
+
+clean:
+	rm -rf build lib
+
+-include $(DEP)

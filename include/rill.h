@@ -1,0 +1,442 @@
+/*
+ * rill.h - public API of rill, an embeddable stream processing library.
+ *
+ * A host program builds a dataflow graph on an environment (rill_env) with
+ * fluent builder calls, then runs it on rill's in-process multithreaded
+ * runtime. Records are opaque bytes; rill copies them and never looks inside.
+ *
+ * Conventions used throughout this header:
+ *  - Fallible calls return int: RILL_OK (0) or a negative RILL_E* code.
+ *  - Builder calls take and return stream handles owned by the environment.
+ *    The first mistake while building is kept on the environment; later
+ *    builder calls then return NULL and do nothing, and the mistake is
+ *    reported by rill_env_validate(), rill_env_execute() or rill_job_start().
+ *  - Ownership words: "copied" (rill keeps its own copy), "borrowed, valid
+ *    until X" (the pointer may be used until X only).
+ *  - Threads: user callbacks of one operator subtask always run on the
+ *    thread of that subtask, never concurrently with each other. Callbacks of
+ *    different subtasks run concurrently, so user_data shared by a parallel
+ *    operator must be safe to read from several threads (keep per-subtask
+ *    mutable state behind rill_ctx_set_local()).
+ *
+ * Every function has a manual page: man 3 rill_<name>; man 7 rill gives the
+ * overview.
+ */
+#ifndef RILL_H
+#define RILL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define RILL_API __declspec(dllexport)
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define RILL_API __attribute__((visibility("default")))
+#else
+#define RILL_API
+#endif
+
+#if defined(__GNUC__)
+#define RILL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define RILL_PRINTF(f, a)
+#endif
+
+/* ------------------------------------------------------------------------
+ * Opaque handles
+ * ------------------------------------------------------------------------ */
+
+/** A job definition: settings and the dataflow graph. */
+typedef struct rill_env rill_env;
+/** A stream of records in the graph (borrowed from its environment). */
+typedef struct rill_stream rill_stream;
+/** A running (or finished) execution of an environment's graph. */
+typedef struct rill_job rill_job;
+/** Per-call context handed to user callbacks (borrowed, valid during the call). */
+typedef struct rill_ctx rill_ctx;
+
+/* ------------------------------------------------------------------------
+ * Versions
+ * ------------------------------------------------------------------------ */
+
+#define RILL_VERSION_MAJOR 0
+#define RILL_VERSION_MINOR 1
+#define RILL_VERSION_PATCH 0
+#define RILL_VERSION_HEX \
+    ((RILL_VERSION_MAJOR << 16) | (RILL_VERSION_MINOR << 8) | RILL_VERSION_PATCH)
+
+/** "MAJOR.MINOR.PATCH" of the linked library (static storage). */
+RILL_API const char *rill_version_string(void);
+/** RILL_VERSION_HEX of the linked library. */
+RILL_API unsigned rill_version(void);
+
+/* ------------------------------------------------------------------------
+ * Errors. Codes only ever grow; values are never reused.
+ * ------------------------------------------------------------------------ */
+
+#define RILL_ERRNO_MAP(XX)                                                   \
+    XX(OK, 0, "success")                                                     \
+    XX(ENOMEM, -1, "out of memory")                                          \
+    XX(EINVAL, -2, "invalid argument")                                       \
+    XX(ESTATE, -3, "operation not allowed in the current state")            \
+    XX(EIO, -4, "input/output error")                                        \
+    XX(ECORRUPT, -5, "corrupt or foreign data")                              \
+    XX(ENOTFOUND, -6, "not found")                                           \
+    XX(ECLOSED, -7, "closed")                                                \
+    XX(ETIMEDOUT, -8, "timed out")                                           \
+    XX(ECANCELED, -9, "canceled")                                            \
+    XX(EUSER, -10, "a user callback failed")
+
+typedef enum rill_errno {
+#define RILL_ERRNO_ENUM_(name, value, msg) RILL_##name = (value),
+    RILL_ERRNO_MAP(RILL_ERRNO_ENUM_)
+#undef RILL_ERRNO_ENUM_
+    RILL_ERRNO_MIN_ = -10
+} rill_errno;
+
+/** Message for an error code; never NULL ("unknown error" for other values). */
+RILL_API const char *rill_strerror(int code);
+/** Symbolic name of an error code ("RILL_EINVAL"); never NULL. */
+RILL_API const char *rill_err_name(int code);
+
+/* ------------------------------------------------------------------------
+ * Allocator and logger hooks (process-wide)
+ * ------------------------------------------------------------------------ */
+
+typedef void *(*rill_malloc_fn)(size_t size);
+typedef void *(*rill_realloc_fn)(void *ptr, size_t size);
+typedef void *(*rill_calloc_fn)(size_t count, size_t size);
+typedef void (*rill_free_fn)(void *ptr);
+
+/**
+ * Replace the allocator used for every allocation rill makes. Call it before
+ * any other rill call, or when no rill object is alive. All four functions
+ * are required and must be thread-safe. RILL_EINVAL if one is NULL.
+ */
+RILL_API int rill_replace_allocator(rill_malloc_fn malloc_fn,
+                                    rill_realloc_fn realloc_fn,
+                                    rill_calloc_fn calloc_fn,
+                                    rill_free_fn free_fn);
+
+typedef enum rill_log_level {
+    RILL_LOG_ERROR = 0,
+    RILL_LOG_WARN = 1,
+    RILL_LOG_INFO = 2,
+    RILL_LOG_DEBUG = 3
+} rill_log_level;
+
+/**
+ * Called for each log message at or below the level set. May run on any
+ * rill thread, several at once; msg is borrowed, valid during the call. It
+ * must not call back into rill.
+ */
+typedef void (*rill_log_fn)(int level, const char *msg, void *user_data);
+
+/**
+ * Install the process-wide logger (NULL removes it). rill never prints on
+ * its own; without a logger, messages are dropped. RILL_EINVAL for an
+ * unknown level.
+ */
+RILL_API int rill_set_logger(rill_log_fn fn, int max_level, void *user_data);
+
+/* ------------------------------------------------------------------------
+ * Records and time
+ * ------------------------------------------------------------------------ */
+
+/** Event time in milliseconds. RILL_TS_MIN also means "no timestamp". */
+#define RILL_TS_MIN INT64_MIN
+#define RILL_TS_MAX INT64_MAX
+
+/** A record: bytes plus an event timestamp. */
+typedef struct rill_record {
+    const void *data;
+    size_t len;
+    int64_t ts;
+} rill_record;
+
+/** Largest record rill carries, in bytes. */
+#define RILL_RECORD_MAX ((size_t)1 << 30)
+/** Largest key, in bytes. */
+#define RILL_KEY_MAX ((size_t)65535)
+
+/* ------------------------------------------------------------------------
+ * Environment: settings and graph
+ * ------------------------------------------------------------------------ */
+
+/** A new, empty environment, or NULL when out of memory. */
+RILL_API rill_env *rill_env_new(void);
+/** Free an environment and every stream built on it. Accepts NULL.
+ *  Jobs started from it must have been freed first. */
+RILL_API void rill_env_free(rill_env *env);
+/** One line describing the last error on env (static "" when none);
+ *  borrowed, valid until the next call on env. */
+RILL_API const char *rill_env_errmsg(const rill_env *env);
+
+/* Typed settings. Each returns RILL_EINVAL for an out-of-range value and
+ * RILL_ESTATE while a job of this environment runs. */
+
+/** Default parallelism of operators (default: number of online CPUs). */
+RILL_API int rill_env_set_parallelism(rill_env *env, int parallelism);
+RILL_API int rill_env_get_parallelism(const rill_env *env);
+/** Number of key groups, 1..32768 (default 128). */
+RILL_API int rill_env_set_max_parallelism(rill_env *env, int max_parallelism);
+RILL_API int rill_env_get_max_parallelism(const rill_env *env);
+/** Longest time (ms) a partly filled buffer waits before it is sent
+ *  downstream: 0 sends every record at once, -1 only full buffers
+ *  (default 100). */
+RILL_API int rill_env_set_buffer_timeout(rill_env *env, int64_t ms);
+/** Size in bytes of one network buffer, 4 KiB..64 MiB (default 32 KiB). */
+RILL_API int rill_env_set_buffer_size(rill_env *env, size_t bytes);
+/** Buffers queued per channel before the producer blocks (backpressure),
+ *  1..1024 (default 4). */
+RILL_API int rill_env_set_channel_capacity(rill_env *env, int buffers);
+/** Directory for operator state (copied; default "rill-state"). */
+RILL_API int rill_env_set_state_dir(rill_env *env, const char *dir);
+
+/** Check the graph: reports the first building mistake, or a graph-level
+ *  one (no sink, a cycle, an undefined declared stream, a uid used twice,
+ *  forward between different parallelisms). RILL_OK or RILL_EINVAL. */
+RILL_API int rill_env_validate(rill_env *env);
+
+/* ------------------------------------------------------------------------
+ * Callbacks. Unless said otherwise each runs on its subtask's thread,
+ * receives a ctx valid during the call and a record borrowed for the call
+ * only, and returns 0 on success; any other value fails the job with
+ * RILL_EUSER and a message naming the operator.
+ * ------------------------------------------------------------------------ */
+
+/** Source results. Any other return value fails the job. */
+#define RILL_SOURCE_MORE 0 /* call again */
+#define RILL_SOURCE_END 1  /* input of this subtask is exhausted */
+#define RILL_SOURCE_IDLE 2 /* nothing now; call again after a short pause */
+
+/** Produce the next records (0..n rill_emit calls) for this subtask. */
+typedef int (*rill_source_fn)(rill_ctx *ctx, void *user_data);
+/** Emit the record(s) for index i of a generator (usually one rill_emit). */
+typedef int (*rill_generator_fn)(rill_ctx *ctx, uint64_t index, void *user_data);
+/** Process one record: map (exactly one rill_emit), flat_map (any number)
+ *  and sinks (no emit). */
+typedef int (*rill_process_fn)(rill_ctx *ctx, const void *rec, size_t len,
+                               void *user_data);
+/** Filter: 1 keeps the record, 0 drops it, anything else fails the job. */
+typedef int (*rill_filter_fn)(rill_ctx *ctx, const void *rec, size_t len,
+                              void *user_data);
+/**
+ * Key extraction. Write the key of rec into key (capacity *key_len bytes)
+ * and set *key_len to its length. When the key is longer than the capacity,
+ * set *key_len to the length needed and return 0: rill calls again with a
+ * buffer that large (up to RILL_KEY_MAX). Must be a pure function of rec.
+ */
+typedef int (*rill_key_fn)(const void *rec, size_t len, void *key,
+                           size_t *key_len, void *user_data);
+/** Custom partitioner: return the target subtask in 0..num_partitions-1. */
+typedef int (*rill_partition_fn)(const void *rec, size_t len,
+                                 int num_partitions, void *user_data);
+/**
+ * Format a record as one line (no newline) into buf of cap bytes, like
+ * snprintf: return the length the line needs; if it is >= cap, rill calls
+ * again with a larger buffer. A negative return fails the job.
+ */
+typedef int (*rill_format_fn)(const void *rec, size_t len, char *buf,
+                              size_t cap, void *user_data);
+/** Lifecycle hooks of one operator subtask: open runs on the subtask's
+ *  thread before its first record, close after its last (also when the job
+ *  fails or is canceled, if open succeeded). close's return value is
+ *  reported only when the job otherwise succeeded. */
+typedef int (*rill_open_fn)(rill_ctx *ctx, void *user_data);
+typedef int (*rill_close_fn)(rill_ctx *ctx, void *user_data);
+
+/* ------------------------------------------------------------------------
+ * Sources. name may be NULL (a default name is used); it is copied.
+ * ------------------------------------------------------------------------ */
+
+/** A user source, bounded or not; parallel (default: env parallelism).
+ *  fn is called in a loop on each subtask's thread. */
+RILL_API rill_stream *rill_source(rill_env *env, const char *name,
+                                  rill_source_fn fn, void *user_data);
+/** Records from an array of count fixed-size records of rec_size bytes
+ *  (copied). Parallelism 1 by default; at parallelism p subtask i emits
+ *  records i, i+p, i+2p, ... Timestamps are RILL_TS_MIN. */
+RILL_API rill_stream *rill_from_array(rill_env *env, const char *name,
+                                      const void *records, size_t rec_size,
+                                      size_t count);
+/** Records of any size with timestamps (copied). As rill_from_array for
+ *  parallelism. */
+RILL_API rill_stream *rill_from_records(rill_env *env, const char *name,
+                                        const rill_record *records,
+                                        size_t count);
+/** count records made by fn(index) for index 0..count-1; count may be
+ *  RILL_UNBOUNDED. At parallelism p, subtask i covers the i-th of p
+ *  contiguous index ranges. Default parallelism: env parallelism. */
+#define RILL_UNBOUNDED UINT64_MAX
+RILL_API rill_stream *rill_generator(rill_env *env, const char *name,
+                                     uint64_t count, rill_generator_fn fn,
+                                     void *user_data);
+/** The lines of a text file ("-" for standard input), without their line
+ *  ending ("\n" or "\r\n"), one record each. At parallelism p the file is
+ *  split into p byte ranges; a line belongs to the range where it starts.
+ *  Standard input is read by subtask 0 only. Parallelism 1 by default. */
+RILL_API rill_stream *rill_file_source(rill_env *env, const char *name,
+                                       const char *path);
+
+/* ------------------------------------------------------------------------
+ * Operator settings. Each applies to the operator that produces s and
+ * returns s (NULL after a building mistake).
+ * ------------------------------------------------------------------------ */
+
+/** Stable unique id of the operator (copied; default: its name, made
+ *  unique by "#k" when several operators share a name). */
+RILL_API rill_stream *rill_stream_set_uid(rill_stream *s, const char *uid);
+/** Parallelism of the operator, 1..max parallelism. */
+RILL_API rill_stream *rill_stream_set_parallelism(rill_stream *s, int parallelism);
+/** Do not chain the operator with its input or its output. */
+RILL_API rill_stream *rill_stream_disable_chaining(rill_stream *s);
+/** Lifecycle hooks of the operator; either may be NULL. They get the
+ *  operator's user_data. */
+RILL_API rill_stream *rill_stream_set_lifecycle(rill_stream *s, rill_open_fn open,
+                                                rill_close_fn close);
+
+/* ------------------------------------------------------------------------
+ * Transformations
+ * ------------------------------------------------------------------------ */
+
+/** One output per input: fn must call rill_emit exactly once. */
+RILL_API rill_stream *rill_map(rill_stream *s, const char *name,
+                               rill_process_fn fn, void *user_data);
+/** Keep the records for which fn returns 1. */
+RILL_API rill_stream *rill_filter(rill_stream *s, const char *name,
+                                  rill_filter_fn fn, void *user_data);
+/** Zero or more outputs per input. */
+RILL_API rill_stream *rill_flat_map(rill_stream *s, const char *name,
+                                    rill_process_fn fn, void *user_data);
+/** The union of n streams of the same environment (n >= 1). The array is
+ *  read during the call only. */
+RILL_API rill_stream *rill_union(rill_stream *const *streams, size_t n);
+
+/* ------------------------------------------------------------------------
+ * Partitioning: the returned stream sends s's records to the next operator
+ * in that way. Without one, records go forward between operators of equal
+ * parallelism and are rebalanced otherwise.
+ * ------------------------------------------------------------------------ */
+
+/** Hash partitioning by the key fn extracts: key group = xxh3(key) mod max
+ *  parallelism, subtask = key group * parallelism / max parallelism. */
+RILL_API rill_stream *rill_key_by(rill_stream *s, rill_key_fn fn, void *user_data);
+/** key_by on the bytes [offset, offset+len) of each record (len 1..RILL_KEY_MAX). */
+RILL_API rill_stream *rill_key_by_bytes(rill_stream *s, size_t offset, size_t len);
+/** Subtask i to subtask i (parallelisms must be equal). */
+RILL_API rill_stream *rill_forward(rill_stream *s);
+/** Round-robin over all downstream subtasks. */
+RILL_API rill_stream *rill_rebalance(rill_stream *s);
+/** Round-robin over a local subset of downstream subtasks. */
+RILL_API rill_stream *rill_rescale(rill_stream *s);
+/** Uniformly random downstream subtask. */
+RILL_API rill_stream *rill_shuffle(rill_stream *s);
+/** Every record to every downstream subtask. */
+RILL_API rill_stream *rill_broadcast(rill_stream *s);
+/** Every record to downstream subtask 0. */
+RILL_API rill_stream *rill_global(rill_stream *s);
+/** Downstream subtask chosen by fn. */
+RILL_API rill_stream *rill_partition_custom(rill_stream *s, rill_partition_fn fn,
+                                            void *user_data);
+
+/* ------------------------------------------------------------------------
+ * Declared streams: a stream used before it is defined (for graphs built
+ * from a description in any order). A declared stream left undefined, or
+ * defined in terms of itself (a cycle), is a validation error.
+ * ------------------------------------------------------------------------ */
+
+RILL_API rill_stream *rill_stream_declare(rill_env *env, const char *name);
+/** Define decl as s. RILL_EINVAL if decl is not a declared stream, is
+ *  already defined, or s belongs to another environment. */
+RILL_API int rill_stream_define(rill_stream *decl, rill_stream *s);
+
+/* ------------------------------------------------------------------------
+ * Sinks. Each returns the sink's handle, for the operator settings above;
+ * it cannot be used as an input.
+ * ------------------------------------------------------------------------ */
+
+RILL_API rill_stream *rill_sink(rill_stream *s, const char *name,
+                                rill_process_fn fn, void *user_data);
+
+#define RILL_STDOUT 1
+#define RILL_STDERR 2
+/** Print each record as one line on RILL_STDOUT or RILL_STDERR, formatted
+ *  by fmt (NULL prints the bytes as they are). At parallelism > 1, lines
+ *  start with "k> ", k the subtask number from 1. */
+RILL_API rill_stream *rill_sink_print(rill_stream *s, const char *name, int fd,
+                                      rill_format_fn fmt, void *user_data);
+/** Write each record as one line to path (created or truncated; fmt as for
+ *  rill_sink_print). At parallelism p > 1, path is a directory and subtask
+ *  i writes path/<i+1>. */
+RILL_API rill_stream *rill_sink_file(rill_stream *s, const char *name,
+                                     const char *path, rill_format_fn fmt,
+                                     void *user_data);
+
+/* ------------------------------------------------------------------------
+ * Inside callbacks
+ * ------------------------------------------------------------------------ */
+
+/** Send a record (copied) downstream with the current record's timestamp.
+ *  May block while downstream is full (backpressure). RILL_ECANCELED when
+ *  the job is stopping: return it from the callback. */
+RILL_API int rill_emit(rill_ctx *ctx, const void *rec, size_t len);
+/** rill_emit with an explicit timestamp. */
+RILL_API int rill_emit_ts(rill_ctx *ctx, const void *rec, size_t len, int64_t ts);
+/** Timestamp of the record being processed (RILL_TS_MIN if none). */
+RILL_API int64_t rill_ctx_timestamp(const rill_ctx *ctx);
+/** Index of this subtask, 0..parallelism-1. */
+RILL_API int rill_ctx_subtask(const rill_ctx *ctx);
+/** Parallelism of this operator. */
+RILL_API int rill_ctx_parallelism(const rill_ctx *ctx);
+/** Name of this operator (borrowed, valid while the job exists). */
+RILL_API const char *rill_ctx_operator_name(const rill_ctx *ctx);
+/** Per-subtask pointer for user state, NULL until set. */
+RILL_API void rill_ctx_set_local(rill_ctx *ctx, void *local);
+RILL_API void *rill_ctx_local(const rill_ctx *ctx);
+/** Message to report if the callback then returns non-zero (copied). */
+RILL_API void rill_ctx_set_error(rill_ctx *ctx, const char *fmt, ...) RILL_PRINTF(2, 3);
+
+/* ------------------------------------------------------------------------
+ * Execution
+ * ------------------------------------------------------------------------ */
+
+typedef enum rill_job_state {
+    RILL_JOB_RUNNING = 0,
+    RILL_JOB_FINISHED = 1,
+    RILL_JOB_FAILED = 2,
+    RILL_JOB_CANCELED = 3
+} rill_job_state;
+
+/** Validate, start and wait: RILL_OK when every source ended and every
+ *  record reached the sinks; the job's error otherwise (message in
+ *  rill_env_errmsg). job_name is copied; NULL gives "rill job". */
+RILL_API int rill_env_execute(rill_env *env, const char *job_name);
+/** Validate and start the job on its own threads; *out gets the handle.
+ *  On error *out is NULL and the message is in rill_env_errmsg. */
+RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name);
+/** Block until the job ends; its result: RILL_OK, RILL_ECANCELED, or the
+ *  error that failed it. Safe to call from several threads. */
+RILL_API int rill_job_wait(rill_job *job);
+/** Ask the job to stop; returns at once (use rill_job_wait). Safe from any
+ *  thread, but not from the job's own callbacks (return an error instead). */
+RILL_API int rill_job_cancel(rill_job *job);
+/** Current status (a rill_job_state value). */
+RILL_API int rill_job_status(const rill_job *job);
+/** Why the job failed ("" if it did not); borrowed, valid until rill_job_free. */
+RILL_API const char *rill_job_errmsg(const rill_job *job);
+/** Name of the operator that failed the job, or NULL. Borrowed, valid until
+ *  rill_job_free. */
+RILL_API const char *rill_job_failed_operator(const rill_job *job);
+/** Cancel if running, wait, and free. Accepts NULL. */
+RILL_API void rill_job_free(rill_job *job);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_H */

@@ -1,0 +1,56 @@
+/* execute.c - validating and running an environment's graph. */
+#include <string.h>
+
+#include "graph/graph.h"
+#include "runtime/task.h"
+
+int rill__job_build(rill__job **out, rill_env *env, const char *name);
+void rill__job_destroy(rill__job *job);
+
+RILL_API int rill_env_validate(rill_env *env)
+{
+    if (!env)
+        return RILL_EINVAL;
+    if (atomic_load(&env->running))
+        return rill__env_error(env, RILL_ESTATE,
+                               "rill_env_validate: a job of this environment is running");
+    return rill__plan_resolve(env);
+}
+
+RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
+{
+    if (!out)
+        return env ? rill__env_error(env, RILL_EINVAL, "rill_job_start: out is NULL")
+                   : RILL_EINVAL;
+    *out = NULL;
+    int rc = rill_env_validate(env);
+    if (rc)
+        return rc;
+    atomic_fetch_add(&env->running, 1);
+    rill__job *job;
+    if ((rc = rill__job_build(&job, env, job_name))) {
+        atomic_fetch_sub(&env->running, 1);
+        return rill__env_error(env, rc, "rill_job_start: out of memory while starting the job");
+    }
+    if ((rc = rill__job_launch(job))) {
+        rill__env_error(env, rc, "%s", job->errmsg);
+        rill_job_free(job);
+        return rc;
+    }
+    *out = job;
+    env->msg[0] = '\0';
+    return RILL_OK;
+}
+
+RILL_API int rill_env_execute(rill_env *env, const char *job_name)
+{
+    rill_job *job;
+    int rc = rill_job_start(&job, env, job_name);
+    if (rc)
+        return rc;
+    rc = rill_job_wait(job);
+    if (rc)
+        rill__env_error(env, rc, "%s", rill_job_errmsg(job));
+    rill_job_free(job);
+    return rc;
+}

@@ -1,0 +1,65 @@
+/* graph.h - the environment: settings, nodes and stream handles. */
+#ifndef RILL_GRAPH_GRAPH_H
+#define RILL_GRAPH_GRAPH_H
+
+#include <stdatomic.h>
+
+#include "graph/node.h"
+#include "util/error.h"
+
+struct rill_stream {
+    rill_env *env;
+    rill__node *node; /* producing operator; NULL for a union */
+    rill__edge *edges;
+    size_t n_edges;
+};
+
+struct rill_env {
+    atomic_int refs; /* the host's reference + one per job */
+    atomic_int running;
+    int parallelism;
+    int max_parallelism;
+    int64_t buffer_timeout;
+    size_t buffer_size;
+    int channel_capacity;
+    char *state_dir;
+
+    rill__node **nodes;
+    size_t n_nodes, cap_nodes;
+    rill_stream **streams;
+    size_t n_streams, cap_streams;
+
+    int err;                         /* first building mistake, kept */
+    char err_kept[RILL__ERRMSG_MAX]; /* its message */
+    char msg[RILL__ERRMSG_MAX];      /* message of the last error */
+};
+
+/* Record a building mistake (the first one is kept); returns NULL. */
+rill_stream *rill__env_fail(rill_env *env, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Set the last error message; returns code. */
+int rill__env_error(rill_env *env, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Drop a reference; frees the environment at zero. */
+void rill__env_unref(rill_env *env);
+
+/* Builder support: the environment of an input stream, or NULL (error kept)
+ * when building cannot go on. what names the calling builder. */
+rill_env *rill__input_env(rill_stream *s, const char *what);
+/* A new node with def, name (copied; NULL -> def's default name) and, when
+ * input is given, one input edge per edge of input. NULL on error (kept). */
+rill__node *rill__node_new(rill_env *env, const struct rill__opdef *def, const char *name,
+                           const rill_stream *input);
+/* A stream handle producing the records of node. NULL on error (kept). */
+rill_stream *rill__stream_of(rill_env *env, rill__node *node);
+
+/* Validate and resolve the graph (plan.c). RILL_OK or RILL_EINVAL/ENOMEM. */
+int rill__plan_resolve(rill_env *env);
+
+#endif

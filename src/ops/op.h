@@ -1,0 +1,21 @@
+/* op.h - the operator kinds (each implements rill__opdef, runtime/task.h). */
+#ifndef RILL_OPS_OP_H
+#define RILL_OPS_OP_H
+
+#include "runtime/task.h"
+
+
+extern const rill__opdef rill__op_source;
+extern const rill__opdef rill__op_from_array;
+extern const rill__opdef rill__op_from_records;
+extern const rill__opdef rill__op_generator;
+extern const rill__opdef rill__op_file_source;
+extern const rill__opdef rill__op_map;
+extern const rill__opdef rill__op_filter;
+extern const rill__opdef rill__op_flat_map;
+extern const rill__opdef rill__op_identity;
+extern const rill__opdef rill__op_sink;
+extern const rill__opdef rill__op_print;
+extern const rill__opdef rill__op_file_sink;
+
+#endif

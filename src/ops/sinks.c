@@ -1,0 +1,149 @@
+/* sinks.c - callback, print and file sinks. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ops/op.h"
+#include "util/alloc.h"
+
+static int sink_process(rill_ctx *op, const void *rec, size_t len)
+{
+    int rc = op->node->fn.process(op, rec, len, op->node->ud);
+    return rc ? rill__user_fail(op, "sink function", rc) : RILL_OK;
+}
+
+/* ---- lines: print and file sinks share the formatting ---------------- */
+
+typedef struct line_state {
+    FILE *f;
+    int owns_file;
+    char *buf;
+    size_t cap;
+} line_state;
+
+static int line_open(rill_ctx *op, FILE *f, int owns)
+{
+    line_state *ls = rill__calloc(1, sizeof *ls);
+    if (ls) {
+        ls->cap = 256;
+        ls->buf = rill__malloc(ls->cap);
+    }
+    if (!ls || !ls->buf) {
+        rill__free(ls);
+        if (owns)
+            fclose(f);
+        rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name, "out of memory");
+        return RILL_ENOMEM;
+    }
+    ls->f = f;
+    ls->owns_file = owns;
+    op->priv = ls;
+    return RILL_OK;
+}
+
+static int io_fail(rill_ctx *op, const char *what, const char *path, int err)
+{
+    rill__job_fail(op->st->job, RILL_EIO, op->node->name, "sink '%s': cannot %s '%s': %s",
+                   op->node->name, what, path, strerror(err));
+    return RILL_EIO;
+}
+
+static int line_process(rill_ctx *op, const void *rec, size_t len, int prefix)
+{
+    line_state *ls = op->priv;
+    const char *text = rec;
+    size_t n = len;
+    rill_format_fn fmt = op->node->fmt;
+    if (fmt) {
+        for (;;) {
+            int r = fmt(rec, len, ls->buf, ls->cap, op->node->ud);
+            if (r < 0)
+                return rill__user_fail(op, "format function", r);
+            if ((size_t)r < ls->cap) {
+                text = ls->buf;
+                n = (size_t)r;
+                break;
+            }
+            char *nb = rill__realloc(ls->buf, (size_t)r + 1);
+            if (!nb) {
+                rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name, "out of memory");
+                return RILL_ENOMEM;
+            }
+            ls->buf = nb;
+            ls->cap = (size_t)r + 1;
+        }
+    }
+    flockfile(ls->f);
+    if (prefix)
+        fprintf(ls->f, "%d> ", op->subtask + 1);
+    fwrite(text, 1, n, ls->f);
+    putc_unlocked('\n', ls->f);
+    int bad = ferror(ls->f);
+    funlockfile(ls->f);
+    if (bad)
+        return io_fail(op, "write to", op->node->path ? op->node->path : "output", errno);
+    return RILL_OK;
+}
+
+static int line_close(rill_ctx *op, int ok)
+{
+    line_state *ls = op->priv;
+    int rc = RILL_OK;
+    if (!ls)
+        return rc;
+    int err = 0;
+    if (ls->owns_file) {
+        if (fclose(ls->f) != 0)
+            err = errno;
+    } else if (fflush(ls->f) != 0) {
+        err = errno;
+    }
+    if (err && ok)
+        rc = io_fail(op, "write to", op->node->path ? op->node->path : "output", err);
+    rill__free(ls->buf);
+    rill__free(ls);
+    op->priv = NULL;
+    return rc;
+}
+
+static int print_open(rill_ctx *op)
+{
+    return line_open(op, op->node->fd == RILL_STDERR ? stderr : stdout, 0);
+}
+
+static int print_process(rill_ctx *op, const void *rec, size_t len)
+{
+    return line_process(op, rec, len, op->parallelism > 1);
+}
+
+static int file_sink_open(rill_ctx *op)
+{
+    const char *path = op->node->path;
+    char *p = NULL;
+    if (op->parallelism > 1) {
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return io_fail(op, "create directory", path, errno);
+        size_t n = strlen(path) + 16;
+        if (!(p = rill__malloc(n)))
+            return RILL_ENOMEM;
+        snprintf(p, n, "%s/%d", path, op->subtask + 1);
+        path = p;
+    }
+    FILE *f = fopen(path, "w");
+    int err = errno;
+    int rc = f ? line_open(op, f, 1) : io_fail(op, "open", path, err);
+    rill__free(p);
+    return rc;
+}
+
+static int file_sink_process(rill_ctx *op, const void *rec, size_t len)
+{
+    return line_process(op, rec, len, 0);
+}
+
+const rill__opdef rill__op_sink = {"sink", 0, 1, NULL, sink_process, NULL, NULL};
+const rill__opdef rill__op_print = {"print",       0,    1,         print_open,
+                                    print_process, NULL, line_close};
+const rill__opdef rill__op_file_sink = {"file_sink",       0,    1,         file_sink_open,
+                                        file_sink_process, NULL, line_close};

@@ -1,0 +1,249 @@
+/* sources.c - user, array/records, generator and file sources. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ops/op.h"
+#include "util/alloc.h"
+
+#define STEP_RECORDS 64
+
+/* floor(count * i / p) without overflow. */
+static uint64_t split_point(uint64_t count, int i, int p)
+{
+    uint64_t q = count / (uint64_t)p, r = count % (uint64_t)p;
+    return q * (uint64_t)i + r * (uint64_t)i / (uint64_t)p;
+}
+
+static int user_source_step(rill_ctx *op)
+{
+    op->ts = RILL_TS_MIN;
+    int rc = op->node->fn.source(op, op->node->ud);
+    if (rc == RILL_SOURCE_MORE || rc == RILL_SOURCE_END || rc == RILL_SOURCE_IDLE)
+        return rc;
+    return rill__user_fail(op, "source function", rc);
+}
+
+/* ---- array / records / generator: a position in an index range ------- */
+
+typedef struct range_state {
+    uint64_t next, end, stride;
+} range_state;
+
+static int range_open(rill_ctx *op, uint64_t next, uint64_t end, uint64_t stride)
+{
+    range_state *r = rill__malloc(sizeof *r);
+    if (!r) {
+        rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name, "out of memory");
+        return RILL_ENOMEM;
+    }
+    r->next = next;
+    r->end = end;
+    r->stride = stride;
+    op->priv = r;
+    return RILL_OK;
+}
+
+static int free_priv(rill_ctx *op, int ok)
+{
+    (void)ok;
+    rill__free(op->priv);
+    op->priv = NULL;
+    return RILL_OK;
+}
+
+static int records_open(rill_ctx *op)
+{
+    return range_open(op, (uint64_t)op->subtask, op->node->n_recs, (uint64_t)op->parallelism);
+}
+
+static int records_step(rill_ctx *op)
+{
+    range_state *r = op->priv;
+    for (int k = 0; k < STEP_RECORDS && r->next < r->end; k++) {
+        const rill_record *rec = &op->node->recs[r->next];
+        r->next += r->stride;
+        op->ts = rec->ts;
+        int rc = rill_emit_ts(op, rec->data, rec->len, rec->ts);
+        if (rc)
+            return rc;
+    }
+    return r->next >= r->end ? RILL_SOURCE_END : RILL_SOURCE_MORE;
+}
+
+static int generator_open(rill_ctx *op)
+{
+    uint64_t n = op->node->gen_count;
+    return range_open(op, split_point(n, op->subtask, op->parallelism),
+                      split_point(n, op->subtask + 1, op->parallelism), 1);
+}
+
+static int generator_step(rill_ctx *op)
+{
+    range_state *r = op->priv;
+    rill_generator_fn fn = op->node->fn.gen;
+    void *ud = op->node->ud;
+    for (int k = 0; k < STEP_RECORDS && r->next < r->end; k++) {
+        op->ts = RILL_TS_MIN;
+        int rc = fn(op, r->next++, ud);
+        if (rc)
+            return rill__user_fail(op, "generator function", rc);
+    }
+    return r->next >= r->end ? RILL_SOURCE_END : RILL_SOURCE_MORE;
+}
+
+/* ---- text file, line by line ----------------------------------------- */
+
+typedef struct file_state {
+    FILE *f;
+    int is_stdin;
+    char *buf;
+    size_t cap, len, off; /* buf[off..len) is unread */
+    uint64_t pos;         /* file offset of buf[off] */
+    uint64_t end;         /* lines starting at or after end belong to others */
+    int eof;
+} file_state;
+
+static int file_fail(rill_ctx *op, const char *what, int err)
+{
+    rill__job_fail(op->st->job, RILL_EIO, op->node->name, "file_source '%s': cannot %s '%s': %s",
+                   op->node->name, what, op->node->path, strerror(err));
+    return RILL_EIO;
+}
+
+static int file_open(rill_ctx *op)
+{
+    file_state *fs = rill__calloc(1, sizeof *fs);
+    if (!fs)
+        return RILL_ENOMEM;
+    op->priv = fs;
+    fs->end = UINT64_MAX;
+    fs->cap = 64 * 1024;
+    if (!(fs->buf = rill__malloc(fs->cap)))
+        return RILL_ENOMEM;
+    const char *path = op->node->path;
+    if (strcmp(path, "-") == 0) {
+        fs->is_stdin = 1;
+        if (op->subtask != 0)
+            fs->end = 0;
+        else
+            fs->f = stdin;
+        return RILL_OK;
+    }
+    if (!(fs->f = fopen(path, "rb")))
+        return file_fail(op, "open", errno);
+    struct stat sb;
+    if (op->parallelism == 1 || fstat(fileno(fs->f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        if (op->subtask != 0)
+            fs->end = 0;
+        return RILL_OK;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    uint64_t start = split_point(size, op->subtask, op->parallelism);
+    fs->end = split_point(size, op->subtask + 1, op->parallelism);
+    if (start > 0) {
+        /* A line starts at `start` only if the byte before it ends a line. */
+        if (fseeko(fs->f, (off_t)(start - 1), SEEK_SET) != 0)
+            return file_fail(op, "seek in", errno);
+        fs->pos = start - 1;
+        int c;
+        while ((c = getc(fs->f)) != EOF) {
+            fs->pos++;
+            if (c == '\n')
+                break;
+        }
+        if (ferror(fs->f))
+            return file_fail(op, "read", errno);
+    }
+    return RILL_OK;
+}
+
+/* The next line of fs (without its ending) or 0 at the end. */
+static int read_line(rill_ctx *op, file_state *fs, const char **line, size_t *n)
+{
+    for (;;) {
+        char *s = fs->buf + fs->off;
+        char *nl = memchr(s, '\n', fs->len - fs->off);
+        if (nl || (fs->eof && fs->off < fs->len)) {
+            size_t full = nl ? (size_t)(nl - s) + 1 : fs->len - fs->off;
+            size_t l = nl ? full - 1 : full;
+            if (nl && l > 0 && s[l - 1] == '\r')
+                l--;
+            *line = s;
+            *n = l;
+            fs->off += full;
+            fs->pos += full;
+            return 1;
+        }
+        if (fs->eof)
+            return 0;
+        if (fs->off > 0) {
+            memmove(fs->buf, fs->buf + fs->off, fs->len - fs->off);
+            fs->len -= fs->off;
+            fs->off = 0;
+        }
+        if (fs->len == fs->cap) {
+            if (fs->cap >= RILL_RECORD_MAX) {
+                rill__job_fail(op->st->job, RILL_EINVAL, op->node->name,
+                               "file_source '%s': a line of '%s' is longer than %zu bytes",
+                               op->node->name, op->node->path, (size_t)RILL_RECORD_MAX);
+                return RILL_EINVAL;
+            }
+            char *nb = rill__realloc(fs->buf, fs->cap * 2);
+            if (!nb)
+                return RILL_ENOMEM;
+            fs->buf = nb;
+            fs->cap *= 2;
+        }
+        size_t got = fread(fs->buf + fs->len, 1, fs->cap - fs->len, fs->f);
+        fs->len += got;
+        if (got == 0) {
+            if (ferror(fs->f))
+                return file_fail(op, "read", errno);
+            fs->eof = 1;
+        }
+    }
+}
+
+static int file_step(rill_ctx *op)
+{
+    file_state *fs = op->priv;
+    for (int k = 0; k < STEP_RECORDS; k++) {
+        if (fs->pos >= fs->end)
+            return RILL_SOURCE_END;
+        const char *line;
+        size_t n;
+        int rc = read_line(op, fs, &line, &n);
+        if (rc <= 0)
+            return rc == 0 ? RILL_SOURCE_END : rc;
+        op->ts = RILL_TS_MIN;
+        if ((rc = rill_emit_ts(op, line, n, RILL_TS_MIN)))
+            return rc;
+    }
+    return RILL_SOURCE_MORE;
+}
+
+static int file_close(rill_ctx *op, int ok)
+{
+    (void)ok;
+    file_state *fs = op->priv;
+    if (!fs)
+        return RILL_OK;
+    if (fs->f && !fs->is_stdin)
+        fclose(fs->f);
+    rill__free(fs->buf);
+    rill__free(fs);
+    op->priv = NULL;
+    return RILL_OK;
+}
+
+const rill__opdef rill__op_source = {"source", 1, 0, NULL, NULL, user_source_step, NULL};
+const rill__opdef rill__op_from_array = {"from_array",  1,           0,       records_open,
+                                         NULL,          records_step, free_priv};
+const rill__opdef rill__op_from_records = {"from_records", 1,           0,       records_open,
+                                           NULL,           records_step, free_priv};
+const rill__opdef rill__op_generator = {"generator",    1,           0,       generator_open,
+                                        NULL,           generator_step, free_priv};
+const rill__opdef rill__op_file_source = {"file_source", 1,          0,         file_open,
+                                          NULL,          file_step,  file_close};

@@ -1,0 +1,47 @@
+/* transform.c - map, filter, flat_map and the identity of declared streams. */
+#include "ops/op.h"
+
+static int map_process(rill_ctx *op, const void *rec, size_t len)
+{
+    uint64_t before = op->emits;
+    int rc = op->node->fn.process(op, rec, len, op->node->ud);
+    if (rc)
+        return rill__user_fail(op, "map function", rc);
+    uint64_t n = op->emits - before;
+    if (n != 1) {
+        if (rill__stopping(op))
+            return RILL_ECANCELED;
+        rill__job_fail(op->st->job, RILL_EUSER, op->node->name,
+                       "map '%s' emitted %llu records for one input; a map emits exactly one "
+                       "(use flat_map for 0..n)",
+                       op->node->name, (unsigned long long)n);
+        return RILL_EUSER;
+    }
+    return RILL_OK;
+}
+
+static int filter_process(rill_ctx *op, const void *rec, size_t len)
+{
+    int rc = op->node->fn.filter(op, rec, len, op->node->ud);
+    if (rc == 1)
+        return rill_emit_ts(op, rec, len, op->ts);
+    if (rc == 0)
+        return RILL_OK;
+    return rill__user_fail(op, "filter function", rc);
+}
+
+static int flat_map_process(rill_ctx *op, const void *rec, size_t len)
+{
+    int rc = op->node->fn.process(op, rec, len, op->node->ud);
+    return rc ? rill__user_fail(op, "flat_map function", rc) : RILL_OK;
+}
+
+static int identity_process(rill_ctx *op, const void *rec, size_t len)
+{
+    return rill_emit_ts(op, rec, len, op->ts);
+}
+
+const rill__opdef rill__op_map = {"map", 0, 0, NULL, map_process, NULL, NULL};
+const rill__opdef rill__op_filter = {"filter", 0, 0, NULL, filter_process, NULL, NULL};
+const rill__opdef rill__op_flat_map = {"flat_map", 0, 0, NULL, flat_map_process, NULL, NULL};
+const rill__opdef rill__op_identity = {"declared", 0, 0, NULL, identity_process, NULL, NULL};

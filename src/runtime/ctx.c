@@ -1,0 +1,82 @@
+/* ctx.c - what user callbacks can call: emit and the context getters. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "runtime/task.h"
+#include "util/alloc.h"
+
+RILL_API int rill_emit_ts(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
+{
+    if (!ctx || (!rec && len))
+        return RILL_EINVAL;
+    if (len > RILL_RECORD_MAX) {
+        rill__job_fail(ctx->st->job, RILL_EINVAL, ctx->node->name,
+                       "operator '%s' emitted a record of %zu bytes (limit %zu)",
+                       ctx->node->name, len, (size_t)RILL_RECORD_MAX);
+        return RILL_EINVAL;
+    }
+    if (rill__stopping(ctx))
+        return RILL_ECANCELED;
+    ctx->emits++;
+    for (size_t i = 0; i < ctx->n_out; i++) {
+        const rill__out *o = &ctx->out[i];
+        int rc = o->next ? rill__deliver(o->next, rec, len, ts)
+                         : rill__netout_push(o->net, rec, len, ts);
+        if (rc)
+            return rc;
+    }
+    return RILL_OK;
+}
+
+RILL_API int rill_emit(rill_ctx *ctx, const void *rec, size_t len)
+{
+    if (!ctx)
+        return RILL_EINVAL;
+    return rill_emit_ts(ctx, rec, len, ctx->ts);
+}
+
+RILL_API int64_t rill_ctx_timestamp(const rill_ctx *ctx) { return ctx ? ctx->ts : RILL_TS_MIN; }
+RILL_API int rill_ctx_subtask(const rill_ctx *ctx) { return ctx ? ctx->subtask : 0; }
+RILL_API int rill_ctx_parallelism(const rill_ctx *ctx) { return ctx ? ctx->parallelism : 0; }
+RILL_API const char *rill_ctx_operator_name(const rill_ctx *ctx)
+{
+    return ctx ? ctx->node->name : "";
+}
+RILL_API void rill_ctx_set_local(rill_ctx *ctx, void *local)
+{
+    if (ctx)
+        ctx->local = local;
+}
+RILL_API void *rill_ctx_local(const rill_ctx *ctx) { return ctx ? ctx->local : NULL; }
+
+RILL_API void rill_ctx_set_error(rill_ctx *ctx, const char *fmt, ...)
+{
+    if (!ctx || !fmt)
+        return;
+    if (!ctx->user_err) {
+        ctx->user_err = rill__malloc(RILL__ERRMSG_MAX);
+        if (!ctx->user_err)
+            return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->user_err, RILL__ERRMSG_MAX, fmt, ap);
+    va_end(ap);
+}
+
+int rill__user_fail(rill_ctx *op, const char *what, int rc)
+{
+    /* A callback that returns the error of an emit into a stopping job
+     * (RILL_ECANCELED) is not the cause of the stop. */
+    if (rill__stopping(op))
+        return RILL_ECANCELED;
+    if (op->user_err)
+        rill__job_fail(op->st->job, RILL_EUSER, op->node->name,
+                       "operator '%s' (subtask %d/%d): %s returned %d: %s", op->node->name,
+                       op->subtask + 1, op->parallelism, what, rc, op->user_err);
+    else
+        rill__job_fail(op->st->job, RILL_EUSER, op->node->name,
+                       "operator '%s' (subtask %d/%d): %s returned %d", op->node->name,
+                       op->subtask + 1, op->parallelism, what, rc);
+    return RILL_EUSER;
+}

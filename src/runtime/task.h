@@ -1,0 +1,147 @@
+/* task.h - operator instances, subtasks and jobs at run time.
+ *
+ * A job runs tasks; a task is a chain of operators (a head and the operators
+ * chained to it) and runs as `parallelism` subtasks, one thread each. An
+ * operator instance is the rill_ctx handed to its user callbacks; its outputs
+ * are either chained instances (plain calls) or network outputs (channels).
+ */
+#ifndef RILL_RUNTIME_TASK_H
+#define RILL_RUNTIME_TASK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "graph/node.h"
+#include "runtime/channel.h"
+#include "util/error.h"
+
+typedef struct rill__subtask rill__subtask;
+typedef struct rill_job rill__job;
+
+/* What an operator kind provides to the runtime. */
+typedef struct rill__opdef {
+    const char *default_name;
+    int is_source;
+    int is_sink;
+    /* Set up the instance before the user's open hook (may be NULL). */
+    int (*open)(rill_ctx *op);
+    /* One input record; the timestamp is op->ts. Non-sources only. */
+    int (*process)(rill_ctx *op, const void *rec, size_t len);
+    /* Sources: produce some records; RILL_SOURCE_MORE/END/IDLE or < 0. */
+    int (*step)(rill_ctx *op);
+    /* Tear down after the user's close hook; ok is 0 when the job is
+     * failing or stopping (then nothing may be emitted). May be NULL. */
+    int (*close)(rill_ctx *op, int ok);
+} rill__opdef;
+
+/* Records of one operator instance to the subtasks of one consumer. */
+typedef struct rill__netout {
+    rill__part part;
+    const char *op_name;
+    int p_d;
+    int max_parallelism;
+    rill__chan **ch; /* by target: all downstream subtasks, or a local subset */
+    int n_ch;
+    uint64_t rr;
+    uint64_t rng;
+    rill__subtask *st;
+    char *keybuf;
+    size_t keycap;
+} rill__netout;
+
+typedef struct rill__out {
+    rill_ctx *next;     /* chained operator, or NULL */
+    rill__netout *net;  /* otherwise */
+} rill__out;
+
+struct rill_ctx {
+    const rill__node *node;
+    rill__subtask *st;
+    int subtask;
+    int parallelism;
+    int64_t ts;     /* timestamp of the record being processed */
+    uint64_t emits; /* rill_emit calls so far */
+    void *local;
+    int opened;
+    rill__out *out;
+    size_t n_out;
+    void *priv; /* operator's own state */
+    char *user_err;
+};
+
+struct rill__subtask {
+    rill__job *job;
+    int index;
+    rill_ctx **ops; /* chain in topological order; ops[0] is the head */
+    size_t n_ops;
+    rill__gate *gate; /* NULL for a source task */
+    rill__netout **outs;
+    size_t n_outs;
+    int64_t flush_at; /* earliest pending buffer deadline */
+    pthread_t thread;
+    int started;
+};
+
+struct rill_job {
+    rill_env *env;
+    char *name;
+    int64_t buffer_timeout;
+    size_t buffer_size;
+    int capacity;
+    int max_parallelism;
+
+    rill__subtask **subs;
+    size_t n_subs, cap_subs;
+    rill_ctx **ctxs; /* every operator instance, for freeing */
+    size_t n_ctxs, cap_ctxs;
+    rill__gate **gates;
+    size_t n_gates, cap_gates;
+
+    atomic_int stopping;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n_finished; /* subtasks that ended normally */
+    int canceled;
+    int result;
+    int status;
+    int joining, joined;
+    char errmsg[RILL__ERRMSG_MAX];
+    char *failed_op;
+};
+
+/* Fail the job (the first failure wins): stops every subtask. */
+void rill__job_fail(rill__job *job, int code, const char *op_name, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Report a user callback's non-zero result rc for operator op; returns
+ * RILL_EUSER. what names the callback ("map function"). */
+int rill__user_fail(rill_ctx *op, const char *what, int rc);
+
+/* Is the job stopping? (cheap, for the record path) */
+static inline int rill__stopping(const rill_ctx *op)
+{
+    return atomic_load_explicit(&op->st->job->stopping, memory_order_relaxed);
+}
+
+/* Deliver a record to an operator instance. */
+static inline int rill__deliver(rill_ctx *op, const void *rec, size_t len, int64_t ts);
+
+/* Network outputs (netout.c). */
+int rill__netout_push(rill__netout *o, const void *rec, size_t len, int64_t ts);
+/* Send every partly filled buffer whose deadline is <= now (INT64_MAX: all). */
+int rill__subtask_flush(rill__subtask *st, int64_t now);
+/* Send END on every output channel of the subtask. */
+int rill__subtask_end_outputs(rill__subtask *st);
+
+/* Launch the threads of a built job (job.c). */
+int rill__job_launch(rill__job *job);
+
+static inline int rill__deliver(rill_ctx *op, const void *rec, size_t len, int64_t ts)
+{
+    op->ts = ts;
+    return op->node->def->process(op, rec, len);
+}
+
+#endif
