@@ -38,6 +38,14 @@ typedef struct rill__part {
 
 typedef struct rill__node rill__node;
 
+/* The user function of an operator, by kind. */
+typedef union rill__userfn {
+    rill_source_fn source;
+    rill_generator_fn gen;
+    rill_process_fn process;
+    rill_filter_fn filter;
+} rill__userfn;
+
 /* An input edge of a node: records of from, partitioned by part. */
 typedef struct rill__edge {
     rill__node *from;
@@ -58,12 +66,7 @@ struct rill__node {
     int is_declared;
     int defined; /* declared streams only */
 
-    union {
-        rill_source_fn source;
-        rill_generator_fn gen;
-        rill_process_fn process;
-        rill_filter_fn filter;
-    } fn;
+    rill__userfn fn;
     void *ud;
     rill_open_fn open_hook;
     rill_close_fn close_hook;

@@ -9,7 +9,7 @@
 
 static int sink_process(rill_ctx *op, const void *rec, size_t len)
 {
-    int rc = op->node->fn.process(op, rec, len, op->node->ud);
+    int rc = op->fn.process(op, rec, len, op->ud);
     return rc ? rill__user_fail(op, "sink function", rc) : RILL_OK;
 }
 
@@ -57,7 +57,7 @@ static int line_process(rill_ctx *op, const void *rec, size_t len, int prefix)
     rill_format_fn fmt = op->node->fmt;
     if (fmt) {
         for (;;) {
-            int r = fmt(rec, len, ls->buf, ls->cap, op->node->ud);
+            int r = fmt(rec, len, ls->buf, ls->cap, op->ud);
             if (r < 0)
                 return rill__user_fail(op, "format function", r);
             if ((size_t)r < ls->cap) {

@@ -19,7 +19,7 @@ static uint64_t split_point(uint64_t count, int i, int p)
 static int user_source_step(rill_ctx *op)
 {
     op->ts = RILL_TS_MIN;
-    int rc = op->node->fn.source(op, op->node->ud);
+    int rc = op->fn.source(op, op->ud);
     if (rc == RILL_SOURCE_MORE || rc == RILL_SOURCE_END || rc == RILL_SOURCE_IDLE)
         return rc;
     return rill__user_fail(op, "source function", rc);
@@ -65,7 +65,7 @@ static int records_step(rill_ctx *op)
         const rill_record *rec = &op->node->recs[r->next];
         r->next += r->stride;
         op->ts = rec->ts;
-        int rc = rill_emit_ts(op, rec->data, rec->len, rec->ts);
+        int rc = rill__emit(op, rec->data, rec->len, rec->ts);
         if (rc)
             return rc;
     }
@@ -82,8 +82,8 @@ static int generator_open(rill_ctx *op)
 static int generator_step(rill_ctx *op)
 {
     range_state *r = op->priv;
-    rill_generator_fn fn = op->node->fn.gen;
-    void *ud = op->node->ud;
+    rill_generator_fn fn = op->fn.gen;
+    void *ud = op->ud;
     for (int k = 0; k < STEP_RECORDS && r->next < r->end; k++) {
         op->ts = RILL_TS_MIN;
         int rc = fn(op, r->next++, ud);
@@ -218,7 +218,7 @@ static int file_step(rill_ctx *op)
         if (rc <= 0)
             return rc == 0 ? RILL_SOURCE_END : rc;
         op->ts = RILL_TS_MIN;
-        if ((rc = rill_emit_ts(op, line, n, RILL_TS_MIN)))
+        if ((rc = rill__emit(op, line, n, RILL_TS_MIN)))
             return rc;
     }
     return RILL_SOURCE_MORE;

@@ -4,7 +4,7 @@
 static int map_process(rill_ctx *op, const void *rec, size_t len)
 {
     uint64_t before = op->emits;
-    int rc = op->node->fn.process(op, rec, len, op->node->ud);
+    int rc = op->fn.process(op, rec, len, op->ud);
     if (rc)
         return rill__user_fail(op, "map function", rc);
     uint64_t n = op->emits - before;
@@ -22,9 +22,9 @@ static int map_process(rill_ctx *op, const void *rec, size_t len)
 
 static int filter_process(rill_ctx *op, const void *rec, size_t len)
 {
-    int rc = op->node->fn.filter(op, rec, len, op->node->ud);
+    int rc = op->fn.filter(op, rec, len, op->ud);
     if (rc == 1)
-        return rill_emit_ts(op, rec, len, op->ts);
+        return rill__emit(op, rec, len, op->ts);
     if (rc == 0)
         return RILL_OK;
     return rill__user_fail(op, "filter function", rc);
@@ -32,13 +32,13 @@ static int filter_process(rill_ctx *op, const void *rec, size_t len)
 
 static int flat_map_process(rill_ctx *op, const void *rec, size_t len)
 {
-    int rc = op->node->fn.process(op, rec, len, op->node->ud);
+    int rc = op->fn.process(op, rec, len, op->ud);
     return rc ? rill__user_fail(op, "flat_map function", rc) : RILL_OK;
 }
 
 static int identity_process(rill_ctx *op, const void *rec, size_t len)
 {
-    return rill_emit_ts(op, rec, len, op->ts);
+    return rill__emit(op, rec, len, op->ts);
 }
 
 const rill__opdef rill__op_map = {"map", 0, 0, NULL, map_process, NULL, NULL};

@@ -211,6 +211,9 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
             c->subtask = i;
             c->parallelism = n->p;
             c->ts = RILL_TS_MIN;
+            c->stopping = &job->stopping;
+            c->ud = n->ud;
+            c->fn = n->fn;
             inst[k][i] = c;
             size_t ocap = st->n_ops;
             if (PUSH(st->ops, st->n_ops, ocap, c))
@@ -232,6 +235,14 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
                     goto fail_tmp;
                 }
             }
+        }
+    }
+    /* The common case, one chained successor, skips the output loop. */
+    for (size_t i = 0; i < job->n_ctxs; i++) {
+        rill_ctx *c = job->ctxs[i];
+        if (c->n_out == 1 && c->out[0].next) {
+            c->chain_next = c->out[0].next;
+            c->chain_fn = c->chain_next->node->def->process;
         }
     }
     rc = RILL_OK;

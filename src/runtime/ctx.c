@@ -5,16 +5,10 @@
 #include "runtime/task.h"
 #include "util/alloc.h"
 
-RILL_API int rill_emit_ts(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
+int rill__emit_slow(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
 {
-    if (!ctx || (!rec && len))
+    if (!rec && len)
         return RILL_EINVAL;
-    if (len > RILL_RECORD_MAX) {
-        rill__job_fail(ctx->st->job, RILL_EINVAL, ctx->node->name,
-                       "operator '%s' emitted a record of %zu bytes (limit %zu)",
-                       ctx->node->name, len, (size_t)RILL_RECORD_MAX);
-        return RILL_EINVAL;
-    }
     if (rill__stopping(ctx))
         return RILL_ECANCELED;
     ctx->emits++;
@@ -28,11 +22,18 @@ RILL_API int rill_emit_ts(rill_ctx *ctx, const void *rec, size_t len, int64_t ts
     return RILL_OK;
 }
 
+RILL_API int rill_emit_ts(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
+{
+    if (!ctx)
+        return RILL_EINVAL;
+    return rill__emit(ctx, rec, len, ts);
+}
+
 RILL_API int rill_emit(rill_ctx *ctx, const void *rec, size_t len)
 {
     if (!ctx)
         return RILL_EINVAL;
-    return rill_emit_ts(ctx, rec, len, ctx->ts);
+    return rill__emit(ctx, rec, len, ctx->ts);
 }
 
 RILL_API int64_t rill_ctx_timestamp(const rill_ctx *ctx) { return ctx ? ctx->ts : RILL_TS_MIN; }

@@ -28,6 +28,12 @@ static int append(rill__netout *o, rill__chan *c, const void *rec, size_t len, i
     rill__subtask *st = o->st;
     size_t need = RILL__REC_SPACE(len);
     int rc;
+    if (len > RILL_RECORD_MAX) {
+        rill__job_fail(st->job, RILL_EINVAL, o->op_name,
+                       "operator '%s' emitted a record of %zu bytes (limit %zu)", o->op_name,
+                       len, (size_t)RILL_RECORD_MAX);
+        return RILL_EINVAL;
+    }
     if (c->cur && c->cur->used + need > c->cur->cap && c->cur->nrec > 0) {
         if ((rc = send_cur(o, c)))
             return rc;

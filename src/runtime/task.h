@@ -54,7 +54,15 @@ typedef struct rill__out {
     rill__netout *net;  /* otherwise */
 } rill__out;
 
+typedef int (*rill__process_fn)(rill_ctx *op, const void *rec, size_t len);
+
 struct rill_ctx {
+    /* Hot fields first: the record path reads only these. */
+    rill_ctx *chain_next; /* the single chained successor, if that is the only output */
+    rill__process_fn chain_fn;
+    const atomic_int *stopping;
+    rill__userfn fn; /* the node's user function and user_data */
+    void *ud;
     const rill__node *node;
     rill__subtask *st;
     int subtask;
@@ -122,7 +130,22 @@ int rill__user_fail(rill_ctx *op, const char *what, int rc);
 /* Is the job stopping? (cheap, for the record path) */
 static inline int rill__stopping(const rill_ctx *op)
 {
-    return atomic_load_explicit(&op->st->job->stopping, memory_order_relaxed);
+    return atomic_load_explicit(op->stopping, memory_order_relaxed);
+}
+
+/* Emit a record from op to its outputs (rill_emit without the checks of a
+ * public entry point). The fast path is a single chained successor. */
+int rill__emit_slow(rill_ctx *op, const void *rec, size_t len, int64_t ts)
+    __attribute__((noinline));
+static inline int rill__emit(rill_ctx *op, const void *rec, size_t len, int64_t ts)
+{
+    rill_ctx *nx = op->chain_next;
+    if (__builtin_expect(nx && (rec || !len) && !rill__stopping(op), 1)) {
+        op->emits++;
+        nx->ts = ts;
+        return op->chain_fn(nx, rec, len);
+    }
+    return rill__emit_slow(op, rec, len, ts);
 }
 
 /* Deliver a record to an operator instance. */
