@@ -84,13 +84,17 @@ static int generator_step(rill_ctx *op)
     range_state *r = op->priv;
     rill_generator_fn fn = op->fn.gen;
     void *ud = op->ud;
-    for (int k = 0; k < STEP_RECORDS && r->next < r->end; k++) {
+    uint64_t i = r->next, stop = r->end - i > STEP_RECORDS ? i + STEP_RECORDS : r->end;
+    for (; i < stop; i++) {
         op->ts = RILL_TS_MIN;
-        int rc = fn(op, r->next++, ud);
-        if (rc)
+        int rc = fn(op, i, ud);
+        if (rc) {
+            r->next = i + 1;
             return rill__user_fail(op, "generator function", rc);
+        }
     }
-    return r->next >= r->end ? RILL_SOURCE_END : RILL_SOURCE_MORE;
+    r->next = i;
+    return i >= r->end ? RILL_SOURCE_END : RILL_SOURCE_MORE;
 }
 
 /* ---- text file, line by line ----------------------------------------- */
