@@ -216,8 +216,8 @@ static int file_step(rill_ctx *op)
     for (int k = 0; k < STEP_RECORDS; k++) {
         if (fs->pos >= fs->end)
             return RILL_SOURCE_END;
-        const char *line;
-        size_t n;
+        const char *line = NULL;
+        size_t n = 0;
         int rc = read_line(op, fs, &line, &n);
         if (rc <= 0)
             return rc == 0 ? RILL_SOURCE_END : rc;
