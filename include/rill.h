@@ -151,7 +151,9 @@ RILL_API int rill_set_logger(rill_log_fn fn, int max_level, void *user_data);
 #define RILL_TS_MIN INT64_MIN
 #define RILL_TS_MAX INT64_MAX
 
-/** A record: bytes plus an event timestamp. */
+/** A record: bytes plus an event timestamp. Record bytes handed to a
+ *  callback carry no alignment promise: memcpy them into a local struct
+ *  before reading typed fields. */
 typedef struct rill_record {
     const void *data;
     size_t len;
