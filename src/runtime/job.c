@@ -178,6 +178,21 @@ static int close_ops(rill__subtask *st, int ok)
     return result;
 }
 
+/* Called by the last subtask to exit, with job->mu held. */
+static void settle(rill__job *job)
+{
+    if (job->result != RILL_OK) {
+        job->status = RILL_JOB_FAILED;
+    } else if (job->n_finished == (int)job->n_subs) {
+        job->status = RILL_JOB_FINISHED;
+    } else {
+        job->status = RILL_JOB_CANCELED;
+        job->result = RILL_ECANCELED;
+        rill__fmt(job->errmsg, "job '%s' was canceled", job->name);
+    }
+    atomic_fetch_sub(&job->env->running, 1);
+}
+
 static void *subtask_main(void *arg)
 {
     rill__subtask *st = arg;
@@ -191,10 +206,6 @@ static void *subtask_main(void *arg)
         close_ops(st, 0);
     if (!rc)
         rc = rill__subtask_end_outputs(st);
-    pthread_mutex_lock(&job->mu);
-    if (!rc)
-        job->n_finished++;
-    pthread_mutex_unlock(&job->mu);
     if (rc && rc != RILL_ECANCELED) {
         /* Operators report their own failures; this catches the rest. */
         rill__job_fail(job, rc, st->ops[0]->node->name, "operator '%s' (subtask %d): %s",
@@ -202,6 +213,12 @@ static void *subtask_main(void *arg)
     } else if (rc == RILL_ECANCELED) {
         atomic_store(&job->stopping, 1);
     }
+    pthread_mutex_lock(&job->mu);
+    if (!rc)
+        job->n_finished++;
+    if (++job->n_exited == (int)job->n_subs)
+        settle(job);
+    pthread_mutex_unlock(&job->mu);
     return NULL;
 }
 
@@ -244,17 +261,12 @@ RILL_API int rill_job_wait(rill_job *job)
         pthread_mutex_unlock(&job->mu);
         join_all(job);
         pthread_mutex_lock(&job->mu);
-        if (job->result != RILL_OK) {
-            job->status = RILL_JOB_FAILED;
-        } else if (job->n_finished == (int)job->n_subs) {
-            job->status = RILL_JOB_FINISHED;
-        } else {
-            job->status = RILL_JOB_CANCELED;
-            job->result = RILL_ECANCELED;
-            rill__fmt(job->errmsg, "job '%s' was canceled", job->name);
+        if (job->n_exited < (int)job->n_subs) {
+            /* Threads that never started (launch failed) count as exited. */
+            job->n_exited = (int)job->n_subs;
+            settle(job);
         }
         job->joined = 1;
-        atomic_fetch_sub(&job->env->running, 1);
         pthread_cond_broadcast(&job->cv);
     }
     int rc = job->result;
@@ -267,7 +279,7 @@ RILL_API int rill_job_cancel(rill_job *job)
     if (!job)
         return RILL_EINVAL;
     pthread_mutex_lock(&job->mu);
-    int finished = job->joined || job->n_finished == (int)job->n_subs;
+    int finished = job->n_exited == (int)job->n_subs || job->n_finished == (int)job->n_subs;
     if (!finished) {
         job->canceled = 1;
         atomic_store(&job->stopping, 1);

@@ -109,6 +109,7 @@ struct rill_job {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int n_finished; /* subtasks that ended normally */
+    int n_exited;   /* subtasks whose thread is done with the job */
     int canceled;
     int result;
     int status;
