@@ -41,7 +41,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard exampl
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard bench/*.c)))
 
 .PHONY: all deps demo check test-run examples-run docs-check header-check \
-        symbols-check install uninstall clean bench asan tsan
+        symbols-check install-check install uninstall clean bench asan tsan
 
 all: $(STATIC) $(LIBDIR_OUT)/librill.so $(LIBDIR_OUT)/rill.pc
 
@@ -69,16 +69,32 @@ $(LIBDIR_OUT)/rill.pc: pkgconfig/rill.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 # Tests link the static library so they may also reach rill__ internals.
-$(BUILD)/tests/%: tests/%.c $(STATIC)
+# CRITERION_SHIM=1 (the TSan build) uses tests/shim instead of Criterion,
+# whose sandbox cannot start under ThreadSanitizer.
+ifdef CRITERION_SHIM
+TEST_CPPFLAGS := -isystem tests/shim
+TEST_LINK     := $(BUILD)/tests/shim.o
+TEST_DEPS     := $(BUILD)/tests/shim.o
+else
+TEST_CPPFLAGS :=
+TEST_LINK     := -lcriterion
+TEST_DEPS     :=
+endif
+
+$(BUILD)/tests/shim.o: tests/shim/shim.c tests/shim/criterion/criterion.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(STATIC) $(LDFLAGS) -lcriterion $(LIBS)
+	$(CC) -Itests/shim $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c $(STATIC) $(TEST_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(TEST_LINK) $(STATIC) $(LDFLAGS) $(LIBS)
 
 # Examples and benchmarks link the shared library, as a host program would.
 $(BUILD)/examples/%: examples/%.c $(LIBDIR_OUT)/librill.so
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< -L$(LIBDIR_OUT) -Wl,-rpath,$(abspath $(LIBDIR_OUT)) -lrill $(LDFLAGS) $(LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(LIBDIR_OUT)/librill.so
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(LIBDIR_OUT)/librill.so
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< -L$(LIBDIR_OUT) -Wl,-rpath,$(abspath $(LIBDIR_OUT)) -lrill $(LDFLAGS) $(LIBS)
 
@@ -103,7 +119,10 @@ symbols-check: all
 docs-check: all
 	@sh scripts/check-man.sh "$(CC)" $(LIBDIR_OUT)
 
-check: deps all header-check symbols-check docs-check examples-run test-run
+install-check: all
+	@MAKE="$(MAKE)" CC="$(CC)" sh scripts/check-install.sh
+
+check: deps all header-check symbols-check docs-check examples-run test-run install-check
 	@echo "make check: all checks passed"
 
 bench: all $(BENCHES)
@@ -116,7 +135,7 @@ asan:
 	  LDFLAGS="-fsanitize=address,undefined" test-run
 
 tsan:
-	$(MAKE) BUILD=build/tsan LIBDIR_OUT=build/tsan/lib \
+	$(MAKE) BUILD=build/tsan LIBDIR_OUT=build/tsan/lib CRITERION_SHIM=1 \
 	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
 	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/partition_test %/job_test %/backpressure_test,$(TESTS)))" test-run
 
@@ -128,7 +147,9 @@ install: all
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/librill.so.$(VERSION)
 	ln -sf librill.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/librill.so
-	install -m 644 $(LIBDIR_OUT)/rill.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' pkgconfig/rill.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
 	install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 

@@ -1,0 +1,80 @@
+/* shim.c - the runner behind tests/shim/criterion/criterion.h: runs every
+ * registered test in a forked process (with its timeout) and prints the
+ * same "Synthesis" line as Criterion, which scripts/run-tests.sh reads. */
+#include "criterion/criterion.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct cr_shim_test *tests, **tail = &tests;
+static int expect_failed;
+
+void cr_shim_register(struct cr_shim_test *t)
+{
+    *tail = t;
+    tail = &t->next;
+}
+
+void cr_shim_fail(int fatal, const char *file, int line, const char *expr, const char *fmt, ...)
+{
+    fprintf(stderr, "[----] %s:%d: Assertion Failed\n[----]   ", file, line);
+    if (fmt[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+    } else {
+        fputs(expr, stderr);
+    }
+    fputc('\n', stderr);
+    fflush(stderr);
+    if (fatal)
+        _exit(1);
+    expect_failed = 1;
+}
+
+int main(void)
+{
+    int tested = 0, passing = 0, failing = 0, crashing = 0;
+    for (struct cr_shim_test *t = tests; t; t = t->next) {
+        if (t->opts.disabled)
+            continue;
+        tested++;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 2;
+        }
+        if (pid == 0) {
+            alarm((unsigned)(t->opts.timeout > 0 ? t->opts.timeout : 300));
+            if (t->opts.init)
+                t->opts.init();
+            t->fn();
+            if (t->opts.fini)
+                t->opts.fini();
+            fflush(NULL);
+            _exit(expect_failed);
+        }
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0)
+            ;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+            passing++;
+        } else if (WIFEXITED(st)) {
+            failing++;
+            printf("[FAIL] %s::%s (exit status %d)\n", t->suite, t->name, WEXITSTATUS(st));
+        } else {
+            crashing++;
+            printf("[FAIL] %s::%s: CRASH (signal %d)\n", t->suite, t->name, WTERMSIG(st));
+        }
+        fflush(stdout);
+    }
+    printf("[====] Synthesis: Tested: %d | Passing: %d | Failing: %d | Crashing: %d \n", tested,
+           passing, failing + crashing, crashing);
+    return failing + crashing ? 1 : 0;
+}
