@@ -171,8 +171,9 @@ typedef struct rill_record {
 
 /** A new, empty environment, or NULL when out of memory. */
 RILL_API rill_env *rill_env_new(void);
-/** Free an environment and every stream built on it. Accepts NULL.
- *  Jobs started from it must have been freed first. */
+/** Free an environment and every stream built on it. Accepts NULL. A job
+ *  started from it may outlive it: the job keeps what it needs until
+ *  rill_job_free. */
 RILL_API void rill_env_free(rill_env *env);
 /** One line describing the last error on env (static "" when none);
  *  borrowed, valid until the next call on env. */
@@ -326,7 +327,9 @@ RILL_API rill_stream *rill_union(rill_stream *const *streams, size_t n);
  * ------------------------------------------------------------------------ */
 
 /** Hash partitioning by the key fn extracts: key group = xxh3(key) mod max
- *  parallelism, subtask = key group * parallelism / max parallelism. */
+ *  parallelism, subtask = key group * parallelism / max parallelism. fn
+ *  runs on the threads of the operator that produces s; when it fails, the
+ *  job's failed operator is that producing operator. */
 RILL_API rill_stream *rill_key_by(rill_stream *s, rill_key_fn fn, void *user_data);
 /** key_by on the bytes [offset, offset+len) of each record (len 1..RILL_KEY_MAX). */
 RILL_API rill_stream *rill_key_by_bytes(rill_stream *s, size_t offset, size_t len);

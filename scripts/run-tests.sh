@@ -88,6 +88,16 @@ for bin in "$@"; do
     failed=$((tested - passing))
     [ "$failed" -lt "$failing" ] && failed=$failing
     [ "$failed" -lt "$crashing" ] && failed=$crashing
+    # Criterion ignores the exit status of a test process that a sanitizer
+    # reported on (a leak found at exit, say): a report fails the binary.
+    if sed "s/$esc\[[0-9;]*m//g" "$tmp/log" |
+        grep -qE '^(SUMMARY: (Address|Leak|Thread|UndefinedBehavior)Sanitizer|WARNING: ThreadSanitizer)'; then
+        echo "-- $name: a sanitizer reported a problem (see above): counted as 1 failed"
+        if [ "$failed" -eq 0 ]; then
+            failed=1
+            [ "$passing" -gt 0 ] && passing=$((passing - 1))
+        fi
+    fi
     if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
         echo "-- $name: exit status $rc although no test failed: counted as 1 failed"
         failed=1
