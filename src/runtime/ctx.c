@@ -22,18 +22,25 @@ int rill__emit_slow(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
     return RILL_OK;
 }
 
+/* A failure downstream has already been reported and stops the job: to the
+ * emitting callback it means "the job is stopping". */
+static inline int emit_result(const rill_ctx *ctx, int rc)
+{
+    return __builtin_expect(rc != 0, 0) && rill__stopping(ctx) ? RILL_ECANCELED : rc;
+}
+
 RILL_API int rill_emit_ts(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
 {
     if (!ctx)
         return RILL_EINVAL;
-    return rill__emit(ctx, rec, len, ts);
+    return emit_result(ctx, rill__emit(ctx, rec, len, ts));
 }
 
 RILL_API int rill_emit(rill_ctx *ctx, const void *rec, size_t len)
 {
     if (!ctx)
         return RILL_EINVAL;
-    return rill__emit(ctx, rec, len, ctx->ts);
+    return emit_result(ctx, rill__emit(ctx, rec, len, ctx->ts));
 }
 
 RILL_API int64_t rill_ctx_timestamp(const rill_ctx *ctx) { return ctx ? ctx->ts : RILL_TS_MIN; }

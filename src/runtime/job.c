@@ -145,6 +145,7 @@ static int open_ops(rill__subtask *st)
         op->opened = 1;
         if (n->open_hook && (rc = n->open_hook(op, n->ud)))
             return rill__user_fail(op, "open hook", rc);
+        op->user_opened = 1;
     }
     return RILL_OK;
 }
@@ -160,7 +161,8 @@ static int close_ops(rill__subtask *st, int ok)
             continue;
         op->opened = 0;
         int rc = RILL_OK;
-        if (n->close_hook) {
+        if (n->close_hook && op->user_opened) {
+            op->user_opened = 0;
             rc = n->close_hook(op, n->ud);
             if (rc && ok)
                 rc = rill__user_fail(op, "close hook", rc);

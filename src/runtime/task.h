@@ -70,7 +70,8 @@ struct rill_ctx {
     int64_t ts;     /* timestamp of the record being processed */
     uint64_t emits; /* rill_emit calls so far */
     void *local;
-    int opened;
+    int opened;      /* the operator's own open succeeded */
+    int user_opened; /* the user's open hook succeeded */
     rill__out *out;
     size_t n_out;
     void *priv; /* operator's own state */
