@@ -224,4 +224,34 @@ static int bench_run(const char *name, rill_env *env, uint64_t n)
     return 0;
 }
 
+/* generator -> map -> filter [-> rebalance] -> sink at parallelism 1,
+ * measured against the baseline; the whole of a benchmark's main. */
+static int bench_pipeline(const char *name, int argc, char **argv, int rebalance)
+{
+    uint64_t n = bench_parse_n(argc, argv);
+    rill_env *env = rill_env_new();
+    rill_stream *s;
+    int status;
+
+    if (env == NULL) {
+        fprintf(stderr, "bench %s: out of memory\n", name);
+        return 1;
+    }
+    rill_env_set_parallelism(env, 1);
+    s = rill_generator(env, "generator", n, bench_gen, NULL);
+    s = rill_map(s, "map", bench_map, NULL);
+    s = rill_filter(s, "filter", bench_filter, NULL);
+    if (rebalance)
+        s = rill_rebalance(s);
+    rill_sink(s, "sink", bench_sink, NULL);
+    if (rill_env_validate(env) != RILL_OK) {
+        fprintf(stderr, "bench %s: %s\n", name, rill_env_errmsg(env));
+        rill_env_free(env);
+        return 1;
+    }
+    status = bench_run(name, env, n);
+    rill_env_free(env);
+    return status;
+}
+
 #endif /* RILL_BENCH_COMMON_H */

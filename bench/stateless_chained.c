@@ -16,26 +16,5 @@
 
 int main(int argc, char **argv)
 {
-    uint64_t n = bench_parse_n(argc, argv);
-    rill_env *env = rill_env_new();
-    rill_stream *s;
-    int status;
-
-    if (env == NULL) {
-        fprintf(stderr, "bench stateless_chained: out of memory\n");
-        return 1;
-    }
-    rill_env_set_parallelism(env, 1);
-    s = rill_generator(env, "generator", n, bench_gen, NULL);
-    s = rill_map(s, "map", bench_map, NULL);
-    s = rill_filter(s, "filter", bench_filter, NULL);
-    rill_sink(s, "sink", bench_sink, NULL);
-    if (rill_env_validate(env) != RILL_OK) {
-        fprintf(stderr, "bench stateless_chained: %s\n", rill_env_errmsg(env));
-        rill_env_free(env);
-        return 1;
-    }
-    status = bench_run("stateless_chained", env, n);
-    rill_env_free(env);
-    return status;
+    return bench_pipeline("stateless_chained", argc, argv, 0);
 }
