@@ -126,19 +126,19 @@ static void run_blocked(int p_g, int p_k, uint64_t bound)
     rill_env_free(env);
 }
 
-Test(backpressure, blocked_sink_bounds_one_channel, .timeout = 60)
+Test(backpressure, blocked_sink_bounds_one_channel)
 {
     /* One channel: 4 buffers of 170 records + slack = 688. */
     run_blocked(1, 1, PER_CHANNEL);
 }
 
-Test(backpressure, blocked_sink_bounds_two_producers, .timeout = 60)
+Test(backpressure, blocked_sink_bounds_two_producers)
 {
     /* Two generator subtasks, one channel each into the sink. */
     run_blocked(2, 1, 2 * PER_CHANNEL);
 }
 
-Test(backpressure, one_blocked_subtask_stalls_a_round_robin_producer, .timeout = 60)
+Test(backpressure, one_blocked_subtask_stalls_a_round_robin_producer)
 {
     /* Rebalance from one producer alternates between the two subtasks, so
      * it can get at most one record ahead on the free one's channel. */
@@ -180,7 +180,7 @@ static int sink_slow(rill_ctx *ctx, const void *rec, size_t len, void *ud)
     return 0;
 }
 
-Test(backpressure, slow_sink_gets_exact_results, .timeout = 60)
+Test(backpressure, slow_sink_gets_exact_results)
 {
     reset();
     slow s = {0, 0, -1, -1, 0, 0};

@@ -19,12 +19,6 @@
 
 #define MAXSUB 8
 
-TestSuite(ctx, .timeout = 60);
-TestSuite(lifecycle, .timeout = 60);
-TestSuite(timestamp, .timeout = 60);
-TestSuite(set_error, .timeout = 60);
-TestSuite(emit, .timeout = 60);
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

@@ -16,10 +16,6 @@
 
 #include "rill.h"
 
-TestSuite(env, .timeout = 60);
-TestSuite(allocator, .timeout = 300);
-TestSuite(logger, .timeout = 60);
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

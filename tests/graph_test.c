@@ -16,12 +16,6 @@
 
 #include "rill.h"
 
-TestSuite(graph, .timeout = 60);
-TestSuite(mistake, .timeout = 60);
-TestSuite(invalid, .timeout = 60);
-TestSuite(names, .timeout = 60);
-TestSuite(declared, .timeout = 60);
-
 static atomic_int user_calls; /* every user callback of this file */
 
 static rill_env *new_env(int parallelism)

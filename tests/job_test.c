@@ -499,7 +499,7 @@ static int sink_stall_then_fail(rill_ctx *ctx, const void *rec, size_t len, void
     return -9;
 }
 
-Test(failure, one_subtask_fails_while_others_are_blocked, .timeout = 60)
+Test(failure, one_subtask_fails_while_others_are_blocked)
 {
     atomic_store(&emitted, 0);
     atomic_store(&stall_seen, 0);
@@ -644,7 +644,7 @@ static void check_lives_closed(void)
     }
 }
 
-Test(cancel, unbounded_job_ends_canceled_and_closes_every_subtask, .timeout = 60)
+Test(cancel, unbounded_job_ends_canceled_and_closes_every_subtask)
 {
     life_reset();
     rill_env *env = new_env(2);
@@ -681,7 +681,7 @@ Test(lifecycle, bounded_job_opens_and_closes_each_subtask_once)
     rill_env_free(env);
 }
 
-Test(lifecycle, failed_job_closes_every_opened_subtask_once, .timeout = 60)
+Test(lifecycle, failed_job_closes_every_opened_subtask_once)
 {
     life_reset();
     life_fail_at = 777; /* in map subtask 0 (generator range 0..9999) */
@@ -719,7 +719,7 @@ static int slow_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)
     return 0;
 }
 
-Test(cancel, while_a_slow_sink_backpressures_the_pipeline, .timeout = 60)
+Test(cancel, while_a_slow_sink_backpressures_the_pipeline)
 {
     atomic_store(&emitted, 0);
     atomic_ullong got = 0;
@@ -773,7 +773,7 @@ static int status_when_ended(rill_job *job)
     return st;
 }
 
-Test(job, status_reports_finished_without_wait, .timeout = 60)
+Test(job, status_reports_finished_without_wait)
 {
     total t = {0, 0};
     rill_env *env = new_env(2);
@@ -792,7 +792,7 @@ Test(job, status_reports_finished_without_wait, .timeout = 60)
     rill_env_free(env);
 }
 
-Test(job, status_reports_failed_without_wait, .timeout = 60)
+Test(job, status_reports_failed_without_wait)
 {
     cfg = (failcfg){AT_MAP, -2, 5, NULL};
     rill_env *env = new_env(1);
@@ -821,7 +821,7 @@ Test(cancel, after_failure_keeps_the_failure)
     rill_env_free(env);
 }
 
-Test(job, setters_refuse_while_running, .timeout = 60)
+Test(job, setters_refuse_while_running)
 {
     life_reset();
     rill_env *env = new_env(2);
@@ -856,7 +856,7 @@ static void *wait_thread(void *arg)
     return NULL;
 }
 
-Test(job, wait_from_two_threads, .timeout = 60)
+Test(job, wait_from_two_threads)
 {
     total t = {0, 0};
     rill_env *env = new_env(2);
@@ -877,7 +877,7 @@ Test(job, wait_from_two_threads, .timeout = 60)
     rill_env_free(env);
 }
 
-Test(job, wait_from_two_threads_while_canceled, .timeout = 60)
+Test(job, wait_from_two_threads_while_canceled)
 {
     life_reset();
     rill_env *env = new_env(2);
@@ -934,7 +934,7 @@ Test(job, env_runs_again_after_a_failure)
     rill_env_free(env);
 }
 
-Test(job, env_runs_again_after_a_cancel, .timeout = 60)
+Test(job, env_runs_again_after_a_cancel)
 {
     life_reset();
     rill_env *env = new_env(2);
@@ -958,7 +958,7 @@ Test(job, env_runs_again_after_a_cancel, .timeout = 60)
 
 /* ---- freeing ------------------------------------------------------------------ */
 
-Test(free, env_free_before_job_free_is_safe, .timeout = 60)
+Test(free, env_free_before_job_free_is_safe)
 {
     total t = {0, 0};
     rill_env *env = new_env(2);
@@ -972,7 +972,7 @@ Test(free, env_free_before_job_free_is_safe, .timeout = 60)
     rill_job_free(job);
 }
 
-Test(free, env_free_then_job_free_of_a_running_job, .timeout = 60)
+Test(free, env_free_then_job_free_of_a_running_job)
 {
     life_reset();
     rill_env *env = new_env(2);
@@ -985,7 +985,7 @@ Test(free, env_free_then_job_free_of_a_running_job, .timeout = 60)
     check_lives_closed();
 }
 
-Test(free, job_free_cancels_a_running_job_and_accepts_null, .timeout = 60)
+Test(free, job_free_cancels_a_running_job_and_accepts_null)
 {
     life_reset();
     rill_env *env = new_env(2);

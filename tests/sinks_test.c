@@ -21,10 +21,6 @@
 
 #define MAXSUB 4
 
-TestSuite(sink, .timeout = 60);
-TestSuite(print, .timeout = 60);
-TestSuite(file_sink, .timeout = 60);
-
 static rill_env *new_env(int parallelism)
 {
     rill_env *env = rill_env_new();

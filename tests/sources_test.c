@@ -19,12 +19,6 @@
 #define MAXSUB 8
 #define MAXREC 4096
 
-TestSuite(from_array, .timeout = 60);
-TestSuite(from_records, .timeout = 60);
-TestSuite(generator, .timeout = 60);
-TestSuite(user_source, .timeout = 60);
-TestSuite(file_source, .timeout = 60);
-
 static rill_env *new_env(int parallelism)
 {
     rill_env *env = rill_env_new();
