@@ -359,6 +359,12 @@ RILL_API rill_stream *rill_union(rill_stream *const *streams, size_t n)
 
 /* ---- partitioning ----------------------------------------------------- */
 
+/* Name of the operator producing s, for messages. */
+static const char *producer_name(const rill_stream *s)
+{
+    return s->node ? s->node->name : s->n_edges ? s->edges[0].from->name : "?";
+}
+
 static rill_stream *partitioned(rill_stream *s, const rill__part *part, const char *what)
 {
     rill_env *env = rill__input_env(s, what);
@@ -387,7 +393,8 @@ static rill_stream *simple_part(rill_stream *s, rill__part_kind kind, const char
 RILL_API rill_stream *rill_key_by(rill_stream *s, rill_key_fn fn, void *user_data)
 {
     if (s && !fn && rill__input_env(s, "rill_key_by"))
-        return rill__env_fail(s->env, RILL_EINVAL, "key_by: key function is NULL");
+        return rill__env_fail(s->env, RILL_EINVAL, "key_by after '%s': key function is NULL",
+                              producer_name(s));
     rill__part p;
     memset(&p, 0, sizeof p);
     p.kind = RILL__PART_HASH;
@@ -400,8 +407,8 @@ RILL_API rill_stream *rill_key_by_bytes(rill_stream *s, size_t offset, size_t le
 {
     if (s && (len == 0 || len > RILL_KEY_MAX) && rill__input_env(s, "rill_key_by_bytes"))
         return rill__env_fail(s->env, RILL_EINVAL,
-                              "key_by_bytes: key length %zu is out of range 1..%zu", len,
-                              (size_t)RILL_KEY_MAX);
+                              "key_by_bytes after '%s': key length %zu is out of range 1..%zu",
+                              producer_name(s), len, (size_t)RILL_KEY_MAX);
     rill__part p;
     memset(&p, 0, sizeof p);
     p.kind = RILL__PART_HASH;
@@ -439,7 +446,8 @@ RILL_API rill_stream *rill_partition_custom(rill_stream *s, rill_partition_fn fn
                                             void *user_data)
 {
     if (s && !fn && rill__input_env(s, "rill_partition_custom"))
-        return rill__env_fail(s->env, RILL_EINVAL, "partition_custom: function is NULL");
+        return rill__env_fail(s->env, RILL_EINVAL,
+                              "partition_custom after '%s': function is NULL", producer_name(s));
     rill__part p;
     memset(&p, 0, sizeof p);
     p.kind = RILL__PART_CUSTOM;
