@@ -56,7 +56,6 @@ typedef struct rill__chan {
     /* Producer side only. */
     rill__buf *cur;
     int64_t deadline; /* when cur must be sent (INT64_MAX: not pending) */
-    int ended;
 } rill__chan;
 
 struct rill__gate {

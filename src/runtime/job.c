@@ -283,7 +283,6 @@ RILL_API int rill_job_cancel(rill_job *job)
     pthread_mutex_lock(&job->mu);
     int finished = job->n_exited == (int)job->n_subs || job->n_finished == (int)job->n_subs;
     if (!finished) {
-        job->canceled = 1;
         atomic_store(&job->stopping, 1);
     }
     pthread_mutex_unlock(&job->mu);

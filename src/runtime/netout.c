@@ -9,7 +9,7 @@
 #include "util/clock.h"
 
 /* Send c's current buffer downstream and take a fresh one. */
-static int send_cur(rill__netout *o, rill__chan *c)
+static int send_cur(rill__chan *c)
 {
     rill__buf *b = c->cur, *spare = NULL;
     c->cur = NULL;
@@ -19,7 +19,6 @@ static int send_cur(rill__netout *o, rill__chan *c)
     if (rc)
         return rc;
     c->cur = spare;
-    (void)o;
     return RILL_OK;
 }
 
@@ -35,7 +34,7 @@ static int append(rill__netout *o, rill__chan *c, const void *rec, size_t len, i
         return RILL_EINVAL;
     }
     if (c->cur && c->cur->used + need > c->cur->cap && c->cur->nrec > 0) {
-        if ((rc = send_cur(o, c)))
+        if ((rc = send_cur(c)))
             return rc;
     }
     if (!c->cur || c->cur->cap < need) {
@@ -64,7 +63,7 @@ static int append(rill__netout *o, rill__chan *c, const void *rec, size_t len, i
     b->nrec++;
     int64_t timeout = st->job->buffer_timeout;
     if (timeout == 0 || b->used + sizeof(rill__rechdr) > b->cap)
-        return send_cur(o, c);
+        return send_cur(c);
     if (b->nrec == 1 && timeout > 0) {
         c->deadline = rill__now_ms() + timeout;
         if (c->deadline < st->flush_at)
@@ -184,7 +183,7 @@ int rill__subtask_flush(rill__subtask *st, int64_t now)
             if (!c->cur || c->cur->nrec == 0)
                 continue;
             if (now == INT64_MAX || c->deadline <= now) {
-                int rc = send_cur(o, c);
+                int rc = send_cur(c);
                 if (rc)
                     return rc;
             } else if (c->deadline < next) {

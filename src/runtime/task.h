@@ -111,7 +111,6 @@ struct rill_job {
     pthread_cond_t cv;
     int n_finished; /* subtasks that ended normally */
     int n_exited;   /* subtasks whose thread is done with the job */
-    int canceled;
     int result;
     int status;
     int joining, joined;
