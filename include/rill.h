@@ -202,7 +202,9 @@ RILL_API int rill_env_set_state_dir(rill_env *env, const char *dir);
 
 /** Check the graph: reports the first building mistake, or a graph-level
  *  one (no sink, a cycle, an undefined declared stream, a uid used twice,
- *  forward between different parallelisms). RILL_OK or RILL_EINVAL. */
+ *  forward between different parallelisms). RILL_OK, RILL_EINVAL (a
+ *  mistake), RILL_ENOMEM, or RILL_ESTATE while a job of env runs. A builder
+ *  call made while a job runs is itself a kept mistake (RILL_ESTATE). */
 RILL_API int rill_env_validate(rill_env *env);
 
 /* ------------------------------------------------------------------------
@@ -387,8 +389,10 @@ RILL_API rill_stream *rill_sink_file(rill_stream *s, const char *name,
  * ------------------------------------------------------------------------ */
 
 /** Send a record (copied) downstream with the current record's timestamp.
- *  May block while downstream is full (backpressure). RILL_ECANCELED when
- *  the job is stopping: return it from the callback. */
+ *  May block while downstream is full (backpressure). Returns RILL_OK;
+ *  RILL_EINVAL for a NULL ctx, a NULL rec with len > 0, or a call from a
+ *  sink (sinks have no output); RILL_ECANCELED when the job is stopping,
+ *  which includes a failure downstream: return it from the callback. */
 RILL_API int rill_emit(rill_ctx *ctx, const void *rec, size_t len);
 /** rill_emit with an explicit timestamp. */
 RILL_API int rill_emit_ts(rill_ctx *ctx, const void *rec, size_t len, int64_t ts);

@@ -7,7 +7,7 @@
 
 int rill__emit_slow(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
 {
-    if (!rec && len)
+    if ((!rec && len) || ctx->node->is_sink)
         return RILL_EINVAL;
     if (rill__stopping(ctx))
         return RILL_ECANCELED;
