@@ -85,7 +85,7 @@ $(BUILD)/tests/shim.o: tests/shim/shim.c tests/shim/criterion/criterion.h
 	@mkdir -p $(dir $@)
 	$(CC) -Itests/shim $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c $(STATIC) $(TEST_DEPS)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(STATIC) $(TEST_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(TEST_LINK) $(STATIC) $(LDFLAGS) $(LIBS)
 

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "rill.h"
+#include "common.h"
 
 #define BUF_SIZE 4096
 #define CAPACITY 2
@@ -25,12 +26,6 @@
 #define SLACK 8
 /* Records a channel can hold between a producer's count and its consumer. */
 #define PER_CHANNEL ((CAPACITY + 1 + 1) * PER_BUFFER + SLACK)
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static atomic_ullong emitted;  /* counted by the generator before rill_emit */
 static atomic_ullong consumed; /* records the sink has taken */

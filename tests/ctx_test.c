@@ -17,31 +17,8 @@
 
 #include "rill.h"
 
-#define MAXSUB 8
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static rill_env *new_env(int parallelism)
-{
-    rill_env *env = rill_env_new();
-    cr_assert_not_null(env);
-    cr_assert_eq(rill_env_set_parallelism(env, parallelism), RILL_OK);
-    return env;
-}
-
-static void run_ok(rill_env *env)
-{
-    int rc = rill_env_execute(env, "ctx test");
-    cr_assert_eq(rc, RILL_OK, "execute: %s (%s)", rill_err_name(rc), rill_env_errmsg(env));
-}
-
-#define assert_has(msg, needle)                                                      \
-    cr_assert(strstr((msg), (needle)) != NULL, "message \"%s\" lacks \"%s\"", (msg), \
-              (needle))
+#define TEST_NAME "ctx"
+#include "common.h"
 
 /* ---- what one operator saw ---------------------------------------------- */
 
@@ -315,12 +292,6 @@ static int life_map(rill_ctx *ctx, const void *rec, size_t len, void *ud)
         return -9;
     }
     return rill_emit(ctx, rec, len);
-}
-
-static int gen_index(rill_ctx *ctx, uint64_t index, void *ud)
-{
-    (void)ud;
-    return rill_emit(ctx, &index, sizeof index);
 }
 
 static int count_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)

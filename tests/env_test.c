@@ -15,56 +15,18 @@
 #include <unistd.h>
 
 #include "rill.h"
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static rill_env *new_env(int parallelism)
-{
-    rill_env *env = rill_env_new();
-    cr_assert_not_null(env);
-    cr_assert_eq(rill_env_set_parallelism(env, parallelism), RILL_OK);
-    return env;
-}
-
-/* ---- a counting sink of uint64 records ----------------------------------- */
-
-typedef struct tally {
-    atomic_ullong count, sum;
-} tally;
-
-static int tally_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)
-{
-    (void)ctx;
-    tally *t = ud;
-    uint64_t v;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    atomic_fetch_add(&t->count, 1);
-    atomic_fetch_add(&t->sum, v);
-    return 0;
-}
-
-static int gen_index(rill_ctx *ctx, uint64_t index, void *ud)
-{
-    (void)ud;
-    return rill_emit(ctx, &index, sizeof index);
-}
+#include "common.h"
 
 /* generator(n) at parallelism 2 -> rebalance -> sink at parallelism 1. */
-static void build_sum(rill_env *env, uint64_t n, tally *t)
+static void build_sum(rill_env *env, uint64_t n, sum_total *t)
 {
     rill_stream *g = rill_stream_set_parallelism(rill_generator(env, "gen", n, gen_index, NULL), 2);
     cr_assert_not_null(g);
-    rill_stream *k = rill_sink(rill_rebalance(g), "tally", tally_sink, t);
+    rill_stream *k = rill_sink(rill_rebalance(g), "tally", total_sink, t);
     cr_assert_not_null(rill_stream_set_parallelism(k, 1));
 }
 
-static void expect_sum(tally *t, uint64_t n)
+static void expect_sum(sum_total *t, uint64_t n)
 {
     cr_assert_eq(atomic_load(&t->count), n);
     cr_assert_eq(atomic_load(&t->sum), n * (n - 1) / 2);
@@ -226,7 +188,7 @@ Test(env, refused_setting_does_not_poison_the_graph)
     rill_env *env = new_env(2);
     cr_assert_eq(rill_env_set_parallelism(env, 0), RILL_EINVAL);
     cr_assert_eq(rill_env_set_buffer_size(env, 1), RILL_EINVAL);
-    tally t = {0, 0};
+    sum_total t = {0, 0};
     build_sum(env, 100, &t);
     cr_assert_eq(rill_env_validate(env), RILL_OK, "%s", rill_env_errmsg(env));
     cr_assert_eq(rill_env_execute(env, NULL), RILL_OK, "%s", rill_env_errmsg(env));
@@ -260,9 +222,9 @@ Test(env, parallelism_is_the_default_of_operators)
 {
     rill_env *env = new_env(3);
     par_seen s = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
-    tally t = {0, 0};
+    sum_total t = {0, 0};
     rill_stream *g = rill_generator(env, NULL, 30, note_parallelism, &s);
-    cr_assert_not_null(rill_sink(g, NULL, tally_sink, &t));
+    cr_assert_not_null(rill_sink(g, NULL, total_sink, &t));
     cr_assert_eq(rill_env_execute(env, NULL), RILL_OK, "%s", rill_env_errmsg(env));
     cr_assert_eq(s.calls, 30);
     cr_assert_eq(s.par, 3);
@@ -274,10 +236,10 @@ Test(env, operator_parallelism_above_max_parallelism_is_refused)
 {
     rill_env *env = new_env(2);
     cr_assert_eq(rill_env_set_max_parallelism(env, 4), RILL_OK);
-    tally t = {0, 0};
+    sum_total t = {0, 0};
     rill_stream *g = rill_generator(env, "wide-gen", 10, gen_index, NULL);
     rill_stream_set_parallelism(g, 5);
-    rill_sink(rill_rebalance(g), NULL, tally_sink, &t);
+    rill_sink(rill_rebalance(g), NULL, total_sink, &t);
     cr_assert_eq(rill_env_validate(env), RILL_EINVAL);
     cr_assert(strstr(rill_env_errmsg(env), "parallelism"), "%s", rill_env_errmsg(env));
     cr_assert_eq(rill_env_execute(env, NULL), RILL_EINVAL);
@@ -289,9 +251,9 @@ Test(env, env_parallelism_above_max_parallelism_is_refused)
 {
     rill_env *env = new_env(8);
     cr_assert_eq(rill_env_set_max_parallelism(env, 4), RILL_OK);
-    tally t = {0, 0};
+    sum_total t = {0, 0};
     rill_stream *g = rill_generator(env, "gen", 10, gen_index, NULL);
-    rill_sink(g, "all", tally_sink, &t);
+    rill_sink(g, "all", total_sink, &t);
     cr_assert_eq(rill_env_validate(env), RILL_EINVAL);
     cr_assert(strstr(rill_env_errmsg(env), "parallelism"), "%s", rill_env_errmsg(env));
     cr_assert_eq(atomic_load(&t.count), 0);
@@ -305,7 +267,7 @@ static void run_with_settings(int64_t timeout, size_t size, int capacity)
     cr_assert_eq(rill_env_set_buffer_timeout(env, timeout), RILL_OK);
     cr_assert_eq(rill_env_set_buffer_size(env, size), RILL_OK);
     cr_assert_eq(rill_env_set_channel_capacity(env, capacity), RILL_OK);
-    tally t = {0, 0};
+    sum_total t = {0, 0};
     build_sum(env, 20000, &t);
     int rc = rill_env_execute(env, "settings");
     cr_assert_eq(rc, RILL_OK, "timeout %lld size %zu capacity %d: %s", (long long)timeout, size,
@@ -531,7 +493,7 @@ Test(allocator, every_allocation_goes_through_the_hook, .fini = fini_restore)
     install_counting(0);
     rill_env *env = new_env(2);
     cr_assert_gt(atomic_load(&alloc_calls), 0, "rill_env_new did not use the allocator");
-    tally t = {0, 0};
+    sum_total t = {0, 0};
     build_sum(env, 1000, &t);
     cr_assert_eq(rill_env_execute(env, NULL), RILL_OK, "%s", rill_env_errmsg(env));
     expect_sum(&t, 1000);
@@ -541,46 +503,20 @@ Test(allocator, every_allocation_goes_through_the_hook, .fini = fini_restore)
     restore_allocator();
 }
 
-/* The small job of the sweep: 8 ints -> map (+1) -> sink; the sink keeps
- * what it got (with the C library's allocator, not rill's). */
-typedef struct got {
-    pthread_mutex_t mu;
-    int v[64];
-    int n;
-} got;
-
+/* The small job of the sweep: 8 ints -> map (+1) -> sink; the sink
+ * (keep_int into an `ints`, common.h) keeps what it got (with the C
+ * library's allocator, not rill's). */
 static int plus_one(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 {
     (void)ud;
-    int v;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    v += 1;
-    return rill_emit(ctx, &v, sizeof v);
-}
-
-static int keep_int(rill_ctx *ctx, const void *rec, size_t len, void *ud)
-{
-    (void)ctx;
-    got *g = ud;
-    int v;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    pthread_mutex_lock(&g->mu);
-    if (g->n < 64)
-        g->v[g->n] = v;
-    g->n++;
-    pthread_mutex_unlock(&g->mu);
-    return 0;
+    return emit_int_affine(ctx, rec, len, 1, 1);
 }
 
 static const int sweep_input[8] = {10, 20, 30, 40, 50, 60, 70, 80};
 
 /* Was the output exactly the input + 1 (as a multiset: order may differ
  * across subtasks)? */
-static int sweep_output_ok(const got *g)
+static int sweep_output_ok(const ints *g)
 {
     if (g->n != 8)
         return 0;
@@ -597,7 +533,7 @@ static int sweep_output_ok(const got *g)
 /* Build and run the sweep job; returns its result. parallel: map at
  * parallelism 2 behind a rebalance, sink at 1 (threads and channels);
  * otherwise one chained task. */
-static int sweep_once(int parallel, got *g)
+static int sweep_once(int parallel, ints *g)
 {
     rill_env *env = rill_env_new();
     if (!env)
@@ -633,7 +569,7 @@ static void sweep(int parallel)
     int done = 0;
     long n;
     for (n = 1; n <= 100000 && !done; n++) {
-        got g;
+        ints g;
         memset(&g, 0, sizeof g);
         pthread_mutex_init(&g.mu, NULL);
         install_counting(n);
@@ -743,7 +679,7 @@ Test(logger, messages_respect_the_level, .fini = unset_logger)
     logbook b = {PTHREAD_MUTEX_INITIALIZER, 0, -1, 0};
     cr_assert_eq(rill_set_logger(log_into, RILL_LOG_ERROR, &b), RILL_OK);
     run_failing_job();
-    tally t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(2);
     build_sum(env, 100, &t);
     cr_assert_eq(rill_env_execute(env, NULL), RILL_OK);

@@ -15,20 +15,9 @@
 #include <unistd.h>
 
 #include "rill.h"
+#include "common.h"
 
 static atomic_int user_calls; /* every user callback of this file */
-
-static rill_env *new_env(int parallelism)
-{
-    rill_env *env = rill_env_new();
-    cr_assert_not_null(env);
-    cr_assert_eq(rill_env_set_parallelism(env, parallelism), RILL_OK);
-    return env;
-}
-
-#define assert_has(msg, needle)                                                      \
-    cr_assert(strstr((msg), (needle)) != NULL, "message \"%s\" lacks \"%s\"", (msg), \
-              (needle))
 
 /* ---- callbacks (all counted) ------------------------------------------ */
 
@@ -1056,37 +1045,10 @@ Test(names, explicit_uid_replaces_the_default)
 
 /* ---- declared streams -------------------------------------------------- */
 
-typedef struct ints {
-    pthread_mutex_t mu;
-    int v[256];
-    int n;
-} ints;
-
-static int keep_int(rill_ctx *ctx, const void *rec, size_t len, void *ud)
-{
-    (void)ctx;
-    ints *c = ud;
-    int v;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    pthread_mutex_lock(&c->mu);
-    if (c->n < 256)
-        c->v[c->n] = v;
-    c->n++;
-    pthread_mutex_unlock(&c->mu);
-    return 0;
-}
-
 static int doubled(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 {
     (void)ud;
-    int v;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    v *= 2;
-    return rill_emit(ctx, &v, sizeof v);
+    return emit_int_affine(ctx, rec, len, 2, 0);
 }
 
 static int cmp_int(const void *a, const void *b)

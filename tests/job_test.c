@@ -14,62 +14,17 @@
 #include <time.h>
 
 #include "rill.h"
-
-#define MAXSUB 8
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static rill_env *new_env(int parallelism)
-{
-    rill_env *env = rill_env_new();
-    cr_assert_not_null(env);
-    cr_assert_eq(rill_env_set_parallelism(env, parallelism), RILL_OK);
-    return env;
-}
-
-/* ---- a counting sink ------------------------------------------------------ */
-
-typedef struct total {
-    atomic_ullong count, sum;
-} total;
-
-static int total_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)
-{
-    (void)ctx;
-    total *t = ud;
-    uint64_t v = 0;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    atomic_fetch_add(&t->count, 1);
-    atomic_fetch_add(&t->sum, v);
-    return 0;
-}
-
-static int gen_index(rill_ctx *ctx, uint64_t index, void *ud)
-{
-    (void)ud;
-    return rill_emit(ctx, &index, sizeof index);
-}
+#include "common.h"
 
 static int map_plus_one(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 {
     (void)ud;
-    uint64_t v;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    v += 1;
-    return rill_emit(ctx, &v, sizeof v);
+    return emit_u64_affine(ctx, rec, len, 1, 1);
 }
 
 /* generator(n, p=2) -> map +1 (p=2) -> rebalance -> sink (p=1):
  * count n, sum n(n+1)/2. */
-static void build_sum(rill_env *env, uint64_t n, total *t)
+static void build_sum(rill_env *env, uint64_t n, sum_total *t)
 {
     rill_stream *g = rill_generator(env, "gen", n, gen_index, NULL);
     cr_assert_not_null(rill_stream_set_parallelism(g, 2));
@@ -79,7 +34,7 @@ static void build_sum(rill_env *env, uint64_t n, total *t)
     cr_assert_not_null(rill_stream_set_parallelism(k, 1));
 }
 
-static void check_sum(total *t, uint64_t n)
+static void check_sum(sum_total *t, uint64_t n)
 {
     cr_assert_eq(atomic_load(&t->count), n, "count %llu, expected %llu",
                  (unsigned long long)atomic_load(&t->count), (unsigned long long)n);
@@ -90,7 +45,7 @@ static void check_sum(total *t, uint64_t n)
 
 Test(job, execute_returns_ok_after_all_records)
 {
-    total t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(2);
     build_sum(env, 100000, &t);
     cr_assert_eq(rill_env_execute(env, "sum"), RILL_OK, "%s", rill_env_errmsg(env));
@@ -100,7 +55,7 @@ Test(job, execute_returns_ok_after_all_records)
 
 Test(job, execute_with_null_job_name)
 {
-    total t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(2);
     build_sum(env, 1000, &t);
     cr_assert_eq(rill_env_execute(env, NULL), RILL_OK, "%s", rill_env_errmsg(env));
@@ -110,7 +65,7 @@ Test(job, execute_with_null_job_name)
 
 Test(job, start_wait_reports_finished)
 {
-    total t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(2);
     build_sum(env, 50000, &t);
     rill_job *job = NULL;
@@ -389,7 +344,7 @@ static int f_source(rill_ctx *ctx, void *ud)
 static void expect_source_failure(int value)
 {
     src_fail_value = value;
-    total t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(1);
     rill_sink(rill_source(env, "custom_src", f_source, NULL), "sink", total_sink, &t);
     rill_job *job = NULL;
@@ -432,7 +387,7 @@ static int map_emits(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 
 static void expect_map_emit_failure(int times)
 {
-    total t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(1);
     rill_stream *m = rill_map(rill_generator(env, "gen", 100, gen_index, NULL), "doubler",
                               map_emits, &times);
@@ -746,7 +701,7 @@ Test(cancel, while_a_slow_sink_backpressures_the_pipeline)
 
 Test(cancel, after_finish_is_a_no_op)
 {
-    total t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(2);
     build_sum(env, 10000, &t);
     rill_job *job = NULL;
@@ -775,7 +730,7 @@ static int status_when_ended(rill_job *job)
 
 Test(job, status_reports_finished_without_wait)
 {
-    total t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(2);
     build_sum(env, 1000, &t);
     rill_job *job = NULL;
@@ -858,7 +813,7 @@ static void *wait_thread(void *arg)
 
 Test(job, wait_from_two_threads)
 {
-    total t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(2);
     build_sum(env, 200000, &t);
     rill_job *job = NULL;
@@ -905,7 +860,7 @@ Test(job, wait_from_two_threads_while_canceled)
 Test(job, same_env_runs_twice_with_same_results)
 {
     rill_env *env = new_env(2);
-    total t = {0, 0};
+    sum_total t = {0, 0};
     build_sum(env, 30000, &t);
     cr_assert_eq(rill_env_execute(env, "first"), RILL_OK, "%s", rill_env_errmsg(env));
     check_sum(&t, 30000);
@@ -960,7 +915,7 @@ Test(job, env_runs_again_after_a_cancel)
 
 Test(free, env_free_before_job_free_is_safe)
 {
-    total t = {0, 0};
+    sum_total t = {0, 0};
     rill_env *env = new_env(2);
     build_sum(env, 200000, &t);
     rill_job *job = NULL;

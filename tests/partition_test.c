@@ -19,64 +19,8 @@
 
 #include "rill.h"
 
-/* ---- collecting sink ------------------------------------------------- */
-
-#define MAXSUB 8
-
-typedef struct coll {
-    pthread_mutex_t mu;
-    uint64_t *v[MAXSUB]; /* first 8 bytes of each record, per subtask, in arrival order */
-    size_t n[MAXSUB], cap[MAXSUB];
-    int bad; /* records shorter than 8 bytes or subtask out of range */
-    int par; /* rill_ctx_parallelism seen by the sink */
-} coll;
-
-static void coll_init(coll *c)
-{
-    memset(c, 0, sizeof *c);
-    pthread_mutex_init(&c->mu, NULL);
-}
-
-static void coll_free(coll *c)
-{
-    for (int i = 0; i < MAXSUB; i++)
-        free(c->v[i]);
-    pthread_mutex_destroy(&c->mu);
-}
-
-static int coll_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)
-{
-    coll *c = ud;
-    int s = rill_ctx_subtask(ctx);
-    pthread_mutex_lock(&c->mu);
-    c->par = rill_ctx_parallelism(ctx);
-    if (len < 8 || s < 0 || s >= MAXSUB) {
-        c->bad++;
-    } else {
-        if (c->n[s] == c->cap[s]) {
-            size_t nc = c->cap[s] ? 2 * c->cap[s] : 256;
-            uint64_t *nv = realloc(c->v[s], nc * sizeof *nv);
-            if (!nv) {
-                c->bad++;
-                pthread_mutex_unlock(&c->mu);
-                return -1;
-            }
-            c->v[s] = nv;
-            c->cap[s] = nc;
-        }
-        memcpy(&c->v[s][c->n[s]++], rec, 8);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return 0;
-}
-
-static size_t coll_total(const coll *c)
-{
-    size_t t = 0;
-    for (int i = 0; i < MAXSUB; i++)
-        t += c->n[i];
-    return t;
-}
+#define TEST_NAME "partition"
+#include "common.h"
 
 /* ---- sources --------------------------------------------------------- */
 
@@ -117,26 +61,12 @@ static rill_stream *keyed_source(rill_env *env, size_t n, int p)
     return s;
 }
 
-static rill_env *new_env(int parallelism)
-{
-    rill_env *env = rill_env_new();
-    cr_assert_not_null(env);
-    cr_assert_eq(rill_env_set_parallelism(env, parallelism), RILL_OK);
-    return env;
-}
-
 static rill_stream *add_sink(rill_stream *s, coll *c, int p)
 {
     rill_stream *k = rill_sink(s, "collect", coll_sink, c);
     cr_assert_not_null(k);
     cr_assert_not_null(rill_stream_set_parallelism(k, p));
     return k;
-}
-
-static void run_ok(rill_env *env)
-{
-    int rc = rill_env_execute(env, "partition test");
-    cr_assert_eq(rc, RILL_OK, "execute: %s (%s)", rill_err_name(rc), rill_env_errmsg(env));
 }
 
 /* ---- checking a distribution ----------------------------------------- */
@@ -425,12 +355,6 @@ Test(partition, default_is_rebalance_to_lower_parallelism)
 }
 
 /* ---- shuffle ----------------------------------------------------------- */
-
-static int gen_index(rill_ctx *ctx, uint64_t index, void *ud)
-{
-    (void)ud;
-    return rill_emit(ctx, &index, sizeof index);
-}
 
 Test(partition, shuffle_delivers_each_record_once_uniformly)
 {

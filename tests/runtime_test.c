@@ -13,21 +13,8 @@
 
 #include "rill.h"
 
-#define MAXSUB 8
-
-static rill_env *new_env(int parallelism)
-{
-    rill_env *env = rill_env_new();
-    cr_assert_not_null(env);
-    cr_assert_eq(rill_env_set_parallelism(env, parallelism), RILL_OK);
-    return env;
-}
-
-static void run_ok(rill_env *env)
-{
-    int rc = rill_env_execute(env, "runtime test");
-    cr_assert_eq(rc, RILL_OK, "execute: %s (%s)", rill_err_name(rc), rill_env_errmsg(env));
-}
+#define TEST_NAME "runtime"
+#include "common.h"
 
 /* ---- where callbacks run ------------------------------------------------ */
 
@@ -318,70 +305,12 @@ Test(parallelism, env_parallelism_is_the_default)
     rill_env_free(env);
 }
 
-/* ---- collecting records ---------------------------------------------------- */
-
-typedef struct coll {
-    pthread_mutex_t mu;
-    uint64_t *v[MAXSUB];
-    size_t n[MAXSUB], cap[MAXSUB];
-    int bad;
-} coll;
-
-static void coll_init(coll *c)
-{
-    memset(c, 0, sizeof *c);
-    pthread_mutex_init(&c->mu, NULL);
-}
-
-static void coll_free(coll *c)
-{
-    for (int i = 0; i < MAXSUB; i++)
-        free(c->v[i]);
-    pthread_mutex_destroy(&c->mu);
-}
-
-static int coll_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)
-{
-    coll *c = ud;
-    int s = rill_ctx_subtask(ctx);
-    int rc = 0;
-    pthread_mutex_lock(&c->mu);
-    if (len != 8 || s < 0 || s >= MAXSUB) {
-        c->bad++;
-    } else {
-        if (c->n[s] == c->cap[s]) {
-            size_t nc = c->cap[s] ? 2 * c->cap[s] : 1024;
-            uint64_t *nv = realloc(c->v[s], nc * sizeof *nv);
-            if (!nv) {
-                c->bad++;
-                rc = -1;
-                goto out;
-            }
-            c->v[s] = nv;
-            c->cap[s] = nc;
-        }
-        memcpy(&c->v[s][c->n[s]++], rec, 8);
-    }
-out:
-    pthread_mutex_unlock(&c->mu);
-    return rc;
-}
-
-static int gen_index(rill_ctx *ctx, uint64_t index, void *ud)
-{
-    (void)ud;
-    return rill_emit(ctx, &index, sizeof index);
-}
+/* ---- collecting records (coll_sink of common.h, exactly 8 bytes each) ------ */
 
 static int map_double(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 {
     (void)ud;
-    uint64_t v;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    v *= 2;
-    return rill_emit(ctx, &v, sizeof v);
+    return emit_u64_affine(ctx, rec, len, 2, 0);
 }
 
 /* ---- order ------------------------------------------------------------------ */
@@ -390,7 +319,7 @@ Test(order, chained_pipeline_keeps_order)
 {
     enum { N = 50000 };
     coll c;
-    coll_init(&c);
+    coll_init_exact(&c);
     rill_env *env = new_env(1);
     rill_stream *g = rill_generator(env, "gen", N, gen_index, NULL);
     rill_sink(rill_map(g, "double", map_double, NULL), "sink", coll_sink, &c);
@@ -408,7 +337,7 @@ Test(order, forward_channels_keep_order)
 {
     enum { N = 50000 };
     coll c;
-    coll_init(&c);
+    coll_init_exact(&c);
     rill_env *env = new_env(2);
     rill_stream *g = rill_generator(env, "gen", N, gen_index, NULL);
     rill_stream *m = rill_map(g, "double", map_double, NULL);
@@ -430,7 +359,7 @@ Test(order, rebalance_from_one_upstream_keeps_order)
 {
     enum { N = 30000 };
     coll c;
-    coll_init(&c);
+    coll_init_exact(&c);
     rill_env *env = new_env(1);
     rill_stream *g = rill_generator(env, "gen", N, gen_index, NULL);
     rill_stream *k = rill_sink(rill_rebalance(g), "sink", coll_sink, &c);
@@ -450,7 +379,7 @@ Test(order, forward_from_one_upstream_through_a_channel_keeps_order)
 {
     enum { N = 30000 };
     coll c;
-    coll_init(&c);
+    coll_init_exact(&c);
     rill_env *env = new_env(1);
     rill_stream *g = rill_generator(env, "gen", N, gen_index, NULL);
     rill_stream *k = rill_sink(rill_forward(g), "sink", coll_sink, &c);
@@ -515,12 +444,7 @@ static int tally_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 static int map_triple(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 {
     (void)ud;
-    uint64_t v;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    v *= 3;
-    return rill_emit(ctx, &v, sizeof v);
+    return emit_u64_affine(ctx, rec, len, 3, 0);
 }
 
 /* v, and v + 1 as well when v is even. */
@@ -756,20 +680,15 @@ Test(records, sizes_with_buffer_timeout_zero_arrive_intact)
 static int map_offset(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 {
     (void)ud;
-    uint64_t v;
-    if (len != sizeof v)
-        return -1;
-    memcpy(&v, rec, sizeof v);
-    v += 1000000;
-    return rill_emit(ctx, &v, sizeof v);
+    return emit_u64_affine(ctx, rec, len, 1, 1000000);
 }
 
 Test(fan_out, one_stream_feeds_two_sinks)
 {
     enum { N = 20000 };
     coll a, b;
-    coll_init(&a);
-    coll_init(&b);
+    coll_init_exact(&a);
+    coll_init_exact(&b);
     rill_env *env = new_env(1);
     rill_stream *g = rill_generator(env, "gen", N, gen_index, NULL);
     rill_sink(g, "a", coll_sink, &a); /* chained */
@@ -795,8 +714,8 @@ Test(fan_out, two_chained_sinks_at_parallelism_two)
 {
     enum { N = 20000 };
     coll a, b;
-    coll_init(&a);
-    coll_init(&b);
+    coll_init_exact(&a);
+    coll_init_exact(&b);
     rill_env *env = new_env(2);
     rill_stream *g = rill_generator(env, "gen", N, gen_index, NULL);
     rill_sink(g, "a", coll_sink, &a);
@@ -821,8 +740,8 @@ Test(fan_out, one_stream_feeds_a_key_by_and_a_broadcast)
 {
     enum { N = 3000 };
     coll a, b;
-    coll_init(&a);
-    coll_init(&b);
+    coll_init_exact(&a);
+    coll_init_exact(&b);
     rill_env *env = new_env(2);
     rill_stream *g = rill_generator(env, "gen", N, gen_index, NULL);
     cr_assert_not_null(rill_stream_set_parallelism(g, 1));

@@ -19,51 +19,11 @@
 
 #include "rill.h"
 
+#define TEST_NAME "sinks"
 #define MAXSUB 4
+#include "common.h"
 
-static rill_env *new_env(int parallelism)
-{
-    rill_env *env = rill_env_new();
-    cr_assert_not_null(env);
-    cr_assert_eq(rill_env_set_parallelism(env, parallelism), RILL_OK);
-    return env;
-}
-
-static void run_ok(rill_env *env)
-{
-    int rc = rill_env_execute(env, "sinks test");
-    cr_assert_eq(rc, RILL_OK, "execute: %s (%s)", rill_err_name(rc), rill_env_errmsg(env));
-}
-
-/* ---- temp dir fixture --------------------------------------------------- */
-
-static char tmpdir[64];
-
-static void mk_tmp(void)
-{
-    strcpy(tmpdir, "/tmp/rill-sinks-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tmp(void)
-{
-    if (tmpdir[0])
-        nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    tmpdir[0] = '\0';
-}
-
-static void tmp_path(char *out, size_t cap, const char *name)
-{
-    snprintf(out, cap, "%s/%s", tmpdir, name);
-}
+/* ---- files (in the temp dir of common.h) --------------------------------- */
 
 /* The whole content of path (NUL added after it); *len its length. */
 static char *slurp(const char *path, size_t *len)

@@ -16,22 +16,10 @@
 
 #include "rill.h"
 
-#define MAXSUB 8
+#define TEST_NAME "sources"
+#include "common.h"
+
 #define MAXREC 4096
-
-static rill_env *new_env(int parallelism)
-{
-    rill_env *env = rill_env_new();
-    cr_assert_not_null(env);
-    cr_assert_eq(rill_env_set_parallelism(env, parallelism), RILL_OK);
-    return env;
-}
-
-static void run_ok(rill_env *env)
-{
-    int rc = rill_env_execute(env, "sources test");
-    cr_assert_eq(rc, RILL_OK, "execute: %s (%s)", rill_err_name(rc), rill_env_errmsg(env));
-}
 
 /* ---- a collecting sink: records per subtask, in arrival order --------- */
 
@@ -41,17 +29,17 @@ typedef struct item {
     int64_t ts;
 } item;
 
-typedef struct coll {
+typedef struct items {
     pthread_mutex_t mu;
     item *v[MAXSUB];
     size_t n[MAXSUB];
     int par;     /* parallelism seen by the sink */
     int bad_sub; /* subtask outside 0..MAXSUB-1 */
-} coll;
+} items;
 
-static coll *coll_new(void)
+static items *items_new(void)
 {
-    coll *c = calloc(1, sizeof *c);
+    items *c = calloc(1, sizeof *c);
     cr_assert_not_null(c);
     pthread_mutex_init(&c->mu, NULL);
     for (int i = 0; i < MAXSUB; i++) {
@@ -61,7 +49,7 @@ static coll *coll_new(void)
     return c;
 }
 
-static void coll_free(coll *c)
+static void items_free(items *c)
 {
     for (int i = 0; i < MAXSUB; i++) {
         for (size_t k = 0; k < c->n[i] && k < MAXREC; k++)
@@ -72,7 +60,7 @@ static void coll_free(coll *c)
     free(c);
 }
 
-static size_t coll_total(const coll *c)
+static size_t items_total(const items *c)
 {
     size_t t = 0;
     for (int i = 0; i < MAXSUB; i++)
@@ -82,7 +70,7 @@ static size_t coll_total(const coll *c)
 
 static int collect(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 {
-    coll *c = ud;
+    items *c = ud;
     int s = rill_ctx_subtask(ctx);
     pthread_mutex_lock(&c->mu);
     c->par = rill_ctx_parallelism(ctx);
@@ -119,35 +107,7 @@ static void expect_item_str(const item *it, const char *want)
               (int)it->len, it->data, want);
 }
 
-/* ---- temp dir fixture --------------------------------------------------- */
-
-static char tmpdir[64];
-
-static void mk_tmp(void)
-{
-    strcpy(tmpdir, "/tmp/rill-sources-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tmp(void)
-{
-    if (tmpdir[0])
-        nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    tmpdir[0] = '\0';
-}
-
-static void tmp_path(char *out, size_t cap, const char *name)
-{
-    snprintf(out, cap, "%s/%s", tmpdir, name);
-}
+/* ---- files (in the temp dir of common.h) --------------------------------- */
 
 static void write_file(const char *path, const char *bytes, size_t len)
 {
@@ -162,7 +122,7 @@ static void write_file(const char *path, const char *bytes, size_t len)
 Test(from_array, emits_every_record_in_order)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     int arr[6] = {5, -1, 7, 0, 42, 9};
     rill_stream *s = rill_from_array(env, NULL, arr, sizeof(int), 6);
     cr_assert_not_null(rill_stream_set_parallelism(rill_sink(s, NULL, collect, c), 1));
@@ -172,14 +132,14 @@ Test(from_array, emits_every_record_in_order)
         cr_assert_eq(item_int(&c->v[0][i]), arr[i]);
         cr_assert_eq(c->v[0][i].ts, RILL_TS_MIN);
     }
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
 Test(from_array, copies_the_array)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     int arr[3] = {1, 2, 3};
     rill_stream *s = rill_from_array(env, NULL, arr, sizeof(int), 3);
     arr[0] = 100;
@@ -190,14 +150,14 @@ Test(from_array, copies_the_array)
     cr_assert_eq(c->n[0], 3);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(item_int(&c->v[0][i]), i + 1);
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
 Test(from_array, fixed_size_records_of_any_size)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     const char arr[] = "abcdefghijkl"; /* 4 records of 3 bytes */
     rill_stream *s = rill_from_array(env, NULL, arr, 3, 4);
     cr_assert_not_null(rill_sink(s, NULL, collect, c));
@@ -207,20 +167,20 @@ Test(from_array, fixed_size_records_of_any_size)
     expect_item_str(&c->v[0][1], "def");
     expect_item_str(&c->v[0][2], "ghi");
     expect_item_str(&c->v[0][3], "jkl");
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
 Test(from_array, empty_array_gives_no_record)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_from_array(env, NULL, NULL, sizeof(int), 0);
     cr_assert_not_null(s);
     cr_assert_not_null(rill_sink(s, NULL, collect, c));
     run_ok(env);
-    cr_assert_eq(coll_total(c), 0);
-    coll_free(c);
+    cr_assert_eq(items_total(c), 0);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -229,14 +189,14 @@ Test(from_array, empty_array_gives_no_record)
 Test(from_array, default_parallelism_is_one)
 {
     rill_env *env = new_env(3);
-    coll *c = coll_new();
+    items *c = items_new();
     int arr[4] = {1, 2, 3, 4};
     rill_stream *s = rill_forward(rill_from_array(env, NULL, arr, sizeof(int), 4));
     cr_assert_not_null(rill_stream_set_parallelism(rill_sink(s, NULL, collect, c), 1));
     cr_assert_eq(rill_env_validate(env), RILL_OK, "%s", rill_env_errmsg(env));
     run_ok(env);
     cr_assert_eq(c->n[0], 4);
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -245,7 +205,7 @@ Test(from_array, default_parallelism_is_one)
 Test(from_array, parallel_subtasks_take_every_pth_record)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     int arr[11];
     for (int i = 0; i < 11; i++)
         arr[i] = 100 + i;
@@ -259,7 +219,7 @@ Test(from_array, parallel_subtasks_take_every_pth_record)
             cr_assert_eq(item_int(&c->v[sub][want_n++]), 100 + i, "subtask %d", sub);
         cr_assert_eq(c->n[sub], want_n, "subtask %d got %zu records", sub, c->n[sub]);
     }
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -268,7 +228,7 @@ Test(from_array, parallel_subtasks_take_every_pth_record)
 Test(from_records, keeps_bytes_lengths_and_timestamps)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     const rill_record recs[5] = {
         {"first", 5, 1000},
         {"", 0, -7},
@@ -286,14 +246,14 @@ Test(from_records, keeps_bytes_lengths_and_timestamps)
         cr_assert(it->len == 0 || memcmp(it->data, recs[i].data, it->len) == 0, "record %d", i);
         cr_assert_eq(it->ts, recs[i].ts, "record %d: ts %lld", i, (long long)it->ts);
     }
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
 Test(from_records, copies_the_records)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     char a[4] = "abc", b[4] = "xyz";
     rill_record recs[2] = {{a, 3, 1}, {b, 3, 2}};
     rill_stream *s = rill_from_records(env, NULL, recs, 2);
@@ -308,14 +268,14 @@ Test(from_records, copies_the_records)
     expect_item_str(&c->v[0][1], "xyz");
     cr_assert_eq(c->v[0][0].ts, 1);
     cr_assert_eq(c->v[0][1].ts, 2);
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
 Test(from_records, parallel_subtasks_take_every_pth_record)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_record recs[7];
     char text[7][16];
     for (int i = 0; i < 7; i++) {
@@ -335,20 +295,20 @@ Test(from_records, parallel_subtasks_take_every_pth_record)
         }
         cr_assert_eq(c->n[sub], k);
     }
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
 Test(from_records, default_parallelism_is_one)
 {
     rill_env *env = new_env(2);
-    coll *c = coll_new();
+    items *c = items_new();
     const rill_record recs[1] = {{"a", 1, 3}};
     rill_stream *s = rill_forward(rill_from_records(env, NULL, recs, 1));
     cr_assert_not_null(rill_stream_set_parallelism(rill_sink(s, NULL, collect, c), 1));
     run_ok(env);
     cr_assert_eq(c->n[0], 1);
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -393,7 +353,7 @@ static void check_generator(int env_p, int p, uint64_t count)
 {
     rill_env *env = new_env(env_p);
     gen_log *g = gen_log_new();
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_generator(env, NULL, count, gen_note, g);
     if (p)
         s = rill_stream_set_parallelism(s, p);
@@ -429,7 +389,7 @@ static void check_generator(int env_p, int p, uint64_t count)
         cr_assert_eq(c->v[0][k].ts, RILL_TS_MIN);
     }
     free(hit);
-    coll_free(c);
+    items_free(c);
     free(g);
     rill_env_free(env);
 }
@@ -485,7 +445,7 @@ Test(generator, function_may_emit_any_number_of_records)
 {
     rill_env *env = new_env(1);
     atomic_int calls = 0;
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *a = rill_generator(env, "none", 5, gen_none, &calls);
     rill_stream *b = rill_generator(env, "two", 5, gen_two, NULL);
     rill_stream *in[2] = {a, b};
@@ -493,7 +453,7 @@ Test(generator, function_may_emit_any_number_of_records)
     run_ok(env);
     cr_assert_eq(atomic_load(&calls), 5);
     cr_assert_eq(c->n[0], 10);
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -508,7 +468,7 @@ static int gen_fail_at_3(rill_ctx *ctx, uint64_t index, void *ud)
 Test(generator, non_zero_result_fails_the_job)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_generator(env, "gen-fails", 10, gen_fail_at_3, NULL);
     cr_assert_not_null(rill_stream_set_parallelism(s, 1));
     cr_assert_not_null(rill_sink(s, NULL, collect, c));
@@ -522,7 +482,7 @@ Test(generator, non_zero_result_fails_the_job)
     rill_job_free(job);
     /* The records before index 3 went through (chained, in order). */
     cr_assert_eq(c->n[0], 3);
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -580,7 +540,7 @@ static void check_scripted(int p, int set_p)
 {
     rill_env *env = new_env(set_p ? 1 : p);
     src_state *st = calloc(1, sizeof *st);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_source(env, NULL, scripted_source, st);
     if (set_p)
         s = rill_stream_set_parallelism(s, p);
@@ -605,7 +565,7 @@ static void check_scripted(int p, int set_p)
         cr_assert_eq(st->calls[i], 0);
         cr_assert_eq(c->n[i], 0);
     }
-    coll_free(c);
+    items_free(c);
     free(st);
     rill_env_free(env);
 }
@@ -635,7 +595,7 @@ static int bad_result_source(rill_ctx *ctx, void *ud)
 Test(user_source, result_other_than_more_end_idle_fails_the_job)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_source(env, "odd-source", bad_result_source, NULL);
     cr_assert_not_null(rill_sink(s, NULL, collect, c));
     rill_job *job = NULL;
@@ -646,8 +606,8 @@ Test(user_source, result_other_than_more_end_idle_fails_the_job)
     cr_assert(strstr(rill_job_errmsg(job), "odd-source"), "%s", rill_job_errmsg(job));
     cr_assert(strstr(rill_job_errmsg(job), "7"), "%s", rill_job_errmsg(job));
     rill_job_free(job);
-    cr_assert_eq(coll_total(c), 0);
-    coll_free(c);
+    cr_assert_eq(items_total(c), 0);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -661,12 +621,12 @@ static int negative_source(rill_ctx *ctx, void *ud)
 Test(user_source, negative_result_fails_the_job)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_source(env, "neg-source", negative_source, NULL);
     cr_assert_not_null(rill_sink(s, NULL, collect, c));
     cr_assert_eq(rill_env_execute(env, NULL), RILL_EUSER);
     cr_assert(strstr(rill_env_errmsg(env), "neg-source"), "%s", rill_env_errmsg(env));
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -674,10 +634,10 @@ Test(user_source, negative_result_fails_the_job)
 
 /* Read path with a file source at parallelism p into a forward (chained)
  * sink of the same parallelism. */
-static coll *read_file(const char *path, int p, int *rc_out)
+static items *read_file(const char *path, int p, int *rc_out)
 {
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_stream_set_parallelism(rill_file_source(env, NULL, path), p);
     cr_assert_not_null(rill_stream_set_parallelism(rill_sink(rill_forward(s), NULL, collect, c), p));
     int rc = rill_env_execute(env, NULL);
@@ -689,7 +649,7 @@ static coll *read_file(const char *path, int p, int *rc_out)
     return c;
 }
 
-static void expect_lines(const coll *c, int sub, const char *const *want, size_t n)
+static void expect_lines(const items *c, int sub, const char *const *want, size_t n)
 {
     cr_assert_eq(c->n[sub], n, "subtask %d: %zu lines, want %zu", sub, c->n[sub], n);
     for (size_t i = 0; i < n; i++) {
@@ -703,9 +663,9 @@ static void check_whole_file(const char *content, size_t len, const char *const 
     char path[128];
     tmp_path(path, sizeof path, "in.txt");
     write_file(path, content, len);
-    coll *c = read_file(path, 1, NULL);
+    items *c = read_file(path, 1, NULL);
     expect_lines(c, 0, want, n);
-    coll_free(c);
+    items_free(c);
 }
 
 Test(file_source, lines_without_their_newline, .init = mk_tmp, .fini = rm_tmp)
@@ -761,13 +721,13 @@ Test(file_source, bytes_are_kept_as_they_are, .init = mk_tmp, .fini = rm_tmp)
     tmp_path(path, sizeof path, "bin.txt");
     const char content[] = {'a', '\0', 'b', '\t', (char)0xff, '\n', '\0', '\n'};
     write_file(path, content, sizeof content);
-    coll *c = read_file(path, 1, NULL);
+    items *c = read_file(path, 1, NULL);
     cr_assert_eq(c->n[0], 2);
     cr_assert_eq(c->v[0][0].len, 5);
     cr_assert_eq(memcmp(c->v[0][0].data, content, 5), 0);
     cr_assert_eq(c->v[0][1].len, 1);
     cr_assert_eq(c->v[0][1].data[0], '\0');
-    coll_free(c);
+    items_free(c);
 }
 
 Test(file_source, long_lines, .init = mk_tmp, .fini = rm_tmp)
@@ -782,13 +742,13 @@ Test(file_source, long_lines, .init = mk_tmp, .fini = rm_tmp)
     memset(content + n1 + 1, 'b', n2);
     content[total - 1] = '\n';
     write_file(path, content, total);
-    coll *c = read_file(path, 1, NULL);
+    items *c = read_file(path, 1, NULL);
     cr_assert_eq(c->n[0], 2);
     cr_assert_eq(c->v[0][0].len, n1);
     cr_assert_eq(memcmp(c->v[0][0].data, content, n1), 0);
     cr_assert_eq(c->v[0][1].len, n2);
     cr_assert_eq(memcmp(c->v[0][1].data, content + n1 + 1, n2), 0);
-    coll_free(c);
+    items_free(c);
     free(content);
 }
 
@@ -801,14 +761,14 @@ Test(file_source, many_lines_in_order, .init = mk_tmp, .fini = rm_tmp)
     for (int i = 0; i < 3000; i++)
         fprintf(f, "line %d\n", i);
     fclose(f);
-    coll *c = read_file(path, 1, NULL);
+    items *c = read_file(path, 1, NULL);
     cr_assert_eq(c->n[0], 3000);
     char want[32];
     for (int i = 0; i < 3000; i++) {
         snprintf(want, sizeof want, "line %d", i);
         expect_item_str(&c->v[0][i], want);
     }
-    coll_free(c);
+    items_free(c);
 }
 
 /* The lines of content with their start offsets, as the documented rule
@@ -851,10 +811,10 @@ static void check_split(const char *content, int p)
     write_file(path, content, len);
     line_ref lines[64];
     size_t n = split_lines(content, len, lines, 64);
-    coll *c = read_file(path, p, NULL);
+    items *c = read_file(path, p, NULL);
     cr_assert_eq(c->bad_sub, 0);
-    cr_assert_eq(coll_total(c), n, "%zu lines read, %zu in the file (p=%d, \"%s\")",
-                 coll_total(c), n, p, content);
+    cr_assert_eq(items_total(c), n, "%zu lines read, %zu in the file (p=%d, \"%s\")",
+                 items_total(c), n, p, content);
     for (int sub = 0; sub < p; sub++) {
         size_t lo = len * (size_t)sub / (size_t)p, hi = len * (size_t)(sub + 1) / (size_t)p;
         const char *want[64];
@@ -867,7 +827,7 @@ static void check_split(const char *content, int p)
         for (size_t i = 0; i < k; i++)
             expect_item_str(&c->v[sub][i], want[i]);
     }
-    coll_free(c);
+    items_free(c);
 }
 
 Test(file_source, parallel_split_by_first_byte, .init = mk_tmp, .fini = rm_tmp)
@@ -929,12 +889,12 @@ Test(file_source, default_parallelism_is_one, .init = mk_tmp, .fini = rm_tmp)
     tmp_path(path, sizeof path, "p1.txt");
     write_file(path, "a\nb\n", 4);
     rill_env *env = new_env(3);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_forward(rill_file_source(env, NULL, path));
     cr_assert_not_null(rill_stream_set_parallelism(rill_sink(s, NULL, collect, c), 1));
     run_ok(env);
     cr_assert_eq(c->n[0], 2);
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -943,7 +903,7 @@ Test(file_source, missing_file_is_eio_naming_the_path, .init = mk_tmp, .fini = r
     char path[128];
     tmp_path(path, sizeof path, "does-not-exist.txt");
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_file_source(env, "reader", path);
     cr_assert_not_null(rill_sink(s, NULL, collect, c));
 
@@ -957,8 +917,8 @@ Test(file_source, missing_file_is_eio_naming_the_path, .init = mk_tmp, .fini = r
 
     cr_assert_eq(rill_env_execute(env, NULL), RILL_EIO);
     cr_assert(strstr(rill_env_errmsg(env), path), "%s", rill_env_errmsg(env));
-    cr_assert_eq(coll_total(c), 0);
-    coll_free(c);
+    cr_assert_eq(items_total(c), 0);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -967,10 +927,10 @@ Test(file_source, missing_file_at_parallelism_three_is_eio, .init = mk_tmp, .fin
     char path[128];
     tmp_path(path, sizeof path, "nope.txt");
     int rc = 0;
-    coll *c = read_file(path, 3, &rc);
+    items *c = read_file(path, 3, &rc);
     cr_assert_eq(rc, RILL_EIO);
-    cr_assert_eq(coll_total(c), 0);
-    coll_free(c);
+    cr_assert_eq(items_total(c), 0);
+    items_free(c);
 }
 
 Test(file_source, path_is_copied, .init = mk_tmp, .fini = rm_tmp)
@@ -979,7 +939,7 @@ Test(file_source, path_is_copied, .init = mk_tmp, .fini = rm_tmp)
     tmp_path(path, sizeof path, "copied.txt");
     write_file(path, "kept\n", 5);
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     char buf[128];
     strcpy(buf, path);
     rill_stream *s = rill_file_source(env, NULL, buf);
@@ -988,7 +948,7 @@ Test(file_source, path_is_copied, .init = mk_tmp, .fini = rm_tmp)
     run_ok(env);
     cr_assert_eq(c->n[0], 1);
     expect_item_str(&c->v[0][0], "kept");
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }
 
@@ -1005,13 +965,13 @@ Test(file_source, dash_reads_standard_input_on_subtask_zero, .init = mk_tmp, .fi
     clearerr(stdin);
 
     rill_env *env = new_env(1);
-    coll *c = coll_new();
+    items *c = items_new();
     rill_stream *s = rill_stream_set_parallelism(rill_file_source(env, NULL, "-"), 2);
     cr_assert_not_null(rill_stream_set_parallelism(rill_sink(rill_forward(s), NULL, collect, c), 2));
     run_ok(env);
     const char *want[] = {"in1", "in2", "", "in4"};
     expect_lines(c, 0, want, 4);
     cr_assert_eq(c->n[1], 0);
-    coll_free(c);
+    items_free(c);
     rill_env_free(env);
 }

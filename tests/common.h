@@ -1,0 +1,245 @@
+/* common.h - helpers shared by the test files: building an environment,
+ * running it, sleeping, a generator of indexes, maps of one number, a
+ * counting sink, sinks that keep int records or collect 8-byte records
+ * per subtask, and a temporary directory.
+ *
+ * Header only: every helper is `static inline`, so a file that does not
+ * use one gets no warning. A file may define before including this:
+ *   TEST_NAME  "name": run_ok's job is "name test" and the temporary
+ *              directory "/tmp/rill-name-XXXXXX" (default "rill");
+ *   MAXSUB     the highest subtask count its sinks record (default 8).
+ *
+ * Only Test() and cr_assert* are used here, so the files built against
+ * tests/shim (the ThreadSanitizer build) may include it too.
+ */
+#ifndef RILL_TESTS_COMMON_H
+#define RILL_TESTS_COMMON_H
+
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "rill.h"
+
+#ifndef TEST_NAME
+#define TEST_NAME "rill"
+#endif
+
+#ifndef MAXSUB
+#define MAXSUB 8
+#endif
+
+/* ---- environment and running ---------------------------------------- */
+
+static inline rill_env *new_env(int parallelism)
+{
+    rill_env *env = rill_env_new();
+    cr_assert_not_null(env);
+    cr_assert_eq(rill_env_set_parallelism(env, parallelism), RILL_OK);
+    return env;
+}
+
+static inline void run_ok(rill_env *env)
+{
+    int rc = rill_env_execute(env, TEST_NAME " test");
+    cr_assert_eq(rc, RILL_OK, "execute: %s (%s)", rill_err_name(rc), rill_env_errmsg(env));
+}
+
+static inline void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+#define assert_has(msg, needle)                                                      \
+    cr_assert(strstr((msg), (needle)) != NULL, "message \"%s\" lacks \"%s\"", (msg), \
+              (needle))
+
+/* ---- a generator of its index (uint64) ------------------------------- */
+
+static inline int gen_index(rill_ctx *ctx, uint64_t index, void *ud)
+{
+    (void)ud;
+    return rill_emit(ctx, &index, sizeof index);
+}
+
+/* ---- maps of one number ------------------------------------------------ */
+
+/* Emits v * mul + add for a uint64 record v; a record of another length
+ * fails the callback (-1). */
+static inline int emit_u64_affine(rill_ctx *ctx, const void *rec, size_t len, uint64_t mul,
+                                  uint64_t add)
+{
+    uint64_t v;
+    if (len != sizeof v)
+        return -1;
+    memcpy(&v, rec, sizeof v);
+    v = v * mul + add;
+    return rill_emit(ctx, &v, sizeof v);
+}
+
+/* The same for an int record. */
+static inline int emit_int_affine(rill_ctx *ctx, const void *rec, size_t len, int mul, int add)
+{
+    int v;
+    if (len != sizeof v)
+        return -1;
+    memcpy(&v, rec, sizeof v);
+    v = v * mul + add;
+    return rill_emit(ctx, &v, sizeof v);
+}
+
+/* ---- a counting sink of uint64 records ------------------------------- */
+
+typedef struct sum_total {
+    atomic_ullong count, sum;
+} sum_total;
+
+/* Adds each record to t (ud); a record that is not 8 bytes fails. */
+static inline int total_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)
+{
+    (void)ctx;
+    sum_total *t = ud;
+    uint64_t v = 0;
+    if (len != sizeof v)
+        return -1;
+    memcpy(&v, rec, sizeof v);
+    atomic_fetch_add(&t->count, 1);
+    atomic_fetch_add(&t->sum, v);
+    return 0;
+}
+
+/* ---- a sink keeping int records in arrival order ---------------------- */
+
+#define INTS_CAP 256
+
+typedef struct ints {
+    pthread_mutex_t mu;
+    int v[INTS_CAP]; /* the first INTS_CAP records */
+    int n;           /* records received, kept or not */
+} ints;
+
+/* Appends each record to the ints (ud); a record that is not an int fails. */
+static inline int keep_int(rill_ctx *ctx, const void *rec, size_t len, void *ud)
+{
+    (void)ctx;
+    ints *c = ud;
+    int v;
+    if (len != sizeof v)
+        return -1;
+    memcpy(&v, rec, sizeof v);
+    pthread_mutex_lock(&c->mu);
+    if (c->n < INTS_CAP)
+        c->v[c->n] = v;
+    c->n++;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+/* ---- a sink collecting uint64 records per subtask --------------------- */
+
+typedef struct coll {
+    pthread_mutex_t mu;
+    uint64_t *v[MAXSUB]; /* first 8 bytes of each record, per subtask, in arrival order */
+    size_t n[MAXSUB], cap[MAXSUB];
+    int bad;   /* malformed records (see coll_init) or subtask out of range */
+    int par;   /* rill_ctx_parallelism seen by the sink */
+    int exact; /* records must be exactly 8 bytes, not at least 8 */
+} coll;
+
+/* Records of at least 8 bytes; shorter ones count in bad. */
+static inline void coll_init(coll *c)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+}
+
+/* Records of exactly 8 bytes; any other length counts in bad. */
+static inline void coll_init_exact(coll *c)
+{
+    coll_init(c);
+    c->exact = 1;
+}
+
+static inline void coll_free(coll *c)
+{
+    for (int i = 0; i < MAXSUB; i++)
+        free(c->v[i]);
+    pthread_mutex_destroy(&c->mu);
+}
+
+static inline int coll_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)
+{
+    coll *c = ud;
+    int s = rill_ctx_subtask(ctx);
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    c->par = rill_ctx_parallelism(ctx);
+    if ((c->exact ? len != 8 : len < 8) || s < 0 || s >= MAXSUB) {
+        c->bad++;
+    } else {
+        if (c->n[s] == c->cap[s]) {
+            size_t nc = c->cap[s] ? 2 * c->cap[s] : 256;
+            uint64_t *nv = realloc(c->v[s], nc * sizeof *nv);
+            if (!nv) {
+                c->bad++;
+                rc = -1;
+                goto out;
+            }
+            c->v[s] = nv;
+            c->cap[s] = nc;
+        }
+        memcpy(&c->v[s][c->n[s]++], rec, 8);
+    }
+out:
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static inline size_t coll_total(const coll *c)
+{
+    size_t t = 0;
+    for (int i = 0; i < MAXSUB; i++)
+        t += c->n[i];
+    return t;
+}
+
+/* ---- temporary directory fixture (.init = mk_tmp, .fini = rm_tmp) ------ */
+
+__attribute__((unused)) static char tmpdir[64];
+
+static inline void mk_tmp(void)
+{
+    strcpy(tmpdir, "/tmp/rill-" TEST_NAME "-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static inline int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static inline void rm_tmp(void)
+{
+    if (tmpdir[0])
+        nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir[0] = '\0';
+}
+
+/* out = tmpdir/name */
+static inline void tmp_path(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", tmpdir, name);
+}
+
+#endif
