@@ -1096,3 +1096,31 @@ Test(emit, returns_ecanceled_after_a_chained_downstream_failure)
 {
     check_downstream_failure(1);
 }
+
+/* A sink has no output: rill_emit from it is RILL_EINVAL and the job goes
+ * on; the sink still sees every record exactly once. */
+typedef struct sink_emit {
+    atomic_int calls;
+    atomic_int einval;
+} sink_emit;
+
+static int emitting_sink(rill_ctx *ctx, const void *rec, size_t len, void *ud)
+{
+    sink_emit *se = ud;
+    atomic_fetch_add(&se->calls, 1);
+    if (rill_emit(ctx, rec, len) == RILL_EINVAL)
+        atomic_fetch_add(&se->einval, 1);
+    return 0;
+}
+
+Test(emit, from_a_sink_is_einval)
+{
+    rill_env *env = new_env(1);
+    sink_emit se = {0, 0};
+    rill_stream *g = rill_generator(env, "numbers", 10, gen_index, NULL);
+    cr_assert_not_null(rill_sink(g, "emitter", emitting_sink, &se));
+    cr_assert_eq(rill_env_execute(env, "sink emit"), RILL_OK, "%s", rill_env_errmsg(env));
+    cr_assert_eq(atomic_load(&se.calls), 10);
+    cr_assert_eq(atomic_load(&se.einval), 10);
+    rill_env_free(env);
+}

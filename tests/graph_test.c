@@ -287,7 +287,7 @@ Test(mistake, null_key_function)
     rill_env *env = new_env(2);
     rill_stream *m = valid_part(env);
     cr_assert_null(rill_key_by(m, NULL, NULL));
-    expect_mistake(env, "function is NULL", NULL);
+    expect_mistake(env, "function is NULL", "'ok-map'");
     rill_env_free(env);
 }
 
@@ -296,7 +296,7 @@ Test(mistake, null_partition_function)
     rill_env *env = new_env(2);
     rill_stream *m = valid_part(env);
     cr_assert_null(rill_partition_custom(m, NULL, NULL));
-    expect_mistake(env, "function is NULL", NULL);
+    expect_mistake(env, "function is NULL", "'ok-map'");
     rill_env_free(env);
 }
 
@@ -492,7 +492,7 @@ Test(mistake, key_by_bytes_length_zero)
     rill_env *env = new_env(2);
     rill_stream *m = valid_part(env);
     cr_assert_null(rill_key_by_bytes(m, 0, 0));
-    expect_mistake(env, "key", NULL);
+    expect_mistake(env, "key length 0", "'ok-map'");
     rill_env_free(env);
 }
 
@@ -501,7 +501,7 @@ Test(mistake, key_by_bytes_length_above_key_max)
     rill_env *env = new_env(2);
     rill_stream *m = valid_part(env);
     cr_assert_null(rill_key_by_bytes(m, 0, RILL_KEY_MAX + 1));
-    expect_mistake(env, "key", NULL);
+    expect_mistake(env, "key length 65536", "'ok-map'");
     rill_env_free(env);
 }
 
