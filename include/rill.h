@@ -175,14 +175,15 @@ RILL_API rill_env *rill_env_new(void);
  *  started from it may outlive it: the job keeps what it needs until
  *  rill_job_free. */
 RILL_API void rill_env_free(rill_env *env);
-/** One line describing the last error on env (static "" when none);
+/** One line describing the last error on env ("" when none);
  *  borrowed, valid until the next call on env. */
 RILL_API const char *rill_env_errmsg(const rill_env *env);
 
 /* Typed settings. Each returns RILL_EINVAL for an out-of-range value and
  * RILL_ESTATE while a job of this environment runs. */
 
-/** Default parallelism of operators (default: number of online CPUs). */
+/** Default parallelism of operators (default: the number of online CPUs,
+ *  at most 128, the default max parallelism). */
 RILL_API int rill_env_set_parallelism(rill_env *env, int parallelism);
 RILL_API int rill_env_get_parallelism(const rill_env *env);
 /** Number of key groups, 1..32768 (default 128). */
@@ -296,7 +297,8 @@ RILL_API rill_stream *rill_file_source(rill_env *env, const char *name,
 /** Stable unique id of the operator (copied; default: its name, made
  *  unique by "#k" when several operators share a name). */
 RILL_API rill_stream *rill_stream_set_uid(rill_stream *s, const char *uid);
-/** Parallelism of the operator, 1..max parallelism. */
+/** Parallelism of the operator, 1..32768; validation also requires it to
+ *  be at most the max parallelism. */
 RILL_API rill_stream *rill_stream_set_parallelism(rill_stream *s, int parallelism);
 /** Do not chain the operator with its input or its output. */
 RILL_API rill_stream *rill_stream_disable_chaining(rill_stream *s);
@@ -436,7 +438,8 @@ RILL_API int rill_job_wait(rill_job *job);
 RILL_API int rill_job_cancel(rill_job *job);
 /** Current status (a rill_job_state value). */
 RILL_API int rill_job_status(const rill_job *job);
-/** Why the job failed ("" if it did not); borrowed, valid until rill_job_free. */
+/** Why the job failed, or that it was canceled ("" otherwise); borrowed,
+ *  valid until rill_job_free. */
 RILL_API const char *rill_job_errmsg(const rill_job *job);
 /** Name of the operator that failed the job, or NULL. Borrowed, valid until
  *  rill_job_free. */

@@ -21,8 +21,9 @@ RILL_API rill_env *rill_env_new(void)
         return NULL;
     atomic_init(&env->refs, 1);
     atomic_init(&env->running, 0);
-    env->parallelism = online_cpus();
     env->max_parallelism = 128;
+    /* The number of online CPUs, within the default max parallelism. */
+    env->parallelism = online_cpus() < env->max_parallelism ? online_cpus() : env->max_parallelism;
     env->buffer_timeout = 100;
     env->buffer_size = 32 * 1024;
     env->channel_capacity = 4;

@@ -125,8 +125,11 @@ static int file_sink_open(rill_ctx *op)
         if (mkdir(path, 0777) != 0 && errno != EEXIST)
             return io_fail(op, "create directory", path, errno);
         size_t n = strlen(path) + 16;
-        if (!(p = rill__malloc(n)))
+        if (!(p = rill__malloc(n))) {
+            rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name,
+                           "file_sink '%s': out of memory", op->node->name);
             return RILL_ENOMEM;
+        }
         snprintf(p, n, "%s/%d", path, op->subtask + 1);
         path = p;
     }

@@ -119,13 +119,18 @@ static int file_fail(rill_ctx *op, const char *what, int err)
 static int file_open(rill_ctx *op)
 {
     file_state *fs = rill__calloc(1, sizeof *fs);
-    if (!fs)
+    if (fs) {
+        op->priv = fs;
+        fs->end = UINT64_MAX;
+        fs->cap = 64 * 1024;
+        fs->buf = rill__malloc(fs->cap);
+    }
+    if (!fs || !fs->buf) {
+        rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name,
+                       "file_source '%s': out of memory reading '%s'", op->node->name,
+                       op->node->path);
         return RILL_ENOMEM;
-    op->priv = fs;
-    fs->end = UINT64_MAX;
-    fs->cap = 64 * 1024;
-    if (!(fs->buf = rill__malloc(fs->cap)))
-        return RILL_ENOMEM;
+    }
     const char *path = op->node->path;
     if (strcmp(path, "-") == 0) {
         fs->is_stdin = 1;
@@ -195,8 +200,12 @@ static int read_line(rill_ctx *op, file_state *fs, const char **line, size_t *n)
                 return RILL_EINVAL;
             }
             char *nb = rill__realloc(fs->buf, fs->cap * 2);
-            if (!nb)
+            if (!nb) {
+                rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name,
+                               "file_source '%s': out of memory for a line of '%s'",
+                               op->node->name, op->node->path);
                 return RILL_ENOMEM;
+            }
             fs->buf = nb;
             fs->cap *= 2;
         }
