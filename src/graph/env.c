@@ -23,7 +23,8 @@ RILL_API rill_env *rill_env_new(void)
     atomic_init(&env->running, 0);
     env->max_parallelism = 128;
     /* The number of online CPUs, within the default max parallelism. */
-    env->parallelism = online_cpus() < env->max_parallelism ? online_cpus() : env->max_parallelism;
+    int cpus = online_cpus();
+    env->parallelism = cpus < env->max_parallelism ? cpus : env->max_parallelism;
     env->buffer_timeout = 100;
     env->buffer_size = 32 * 1024;
     env->channel_capacity = 4;
