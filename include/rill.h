@@ -58,6 +58,10 @@ typedef struct rill_stream rill_stream;
 typedef struct rill_job rill_job;
 /** Per-call context handed to user callbacks (borrowed, valid during the call). */
 typedef struct rill_ctx rill_ctx;
+/** A state of an operator subtask, used from its callbacks. */
+typedef struct rill_state rill_state;
+/** A test harness: runs operators on the calling thread. */
+typedef struct rill_harness rill_harness;
 
 /* ------------------------------------------------------------------------
  * Versions
@@ -411,6 +415,324 @@ RILL_API void rill_ctx_set_local(rill_ctx *ctx, void *local);
 RILL_API void *rill_ctx_local(const rill_ctx *ctx);
 /** Message to report if the callback then returns non-zero (copied). */
 RILL_API void rill_ctx_set_error(rill_ctx *ctx, const char *fmt, ...) RILL_PRINTF(2, 3);
+
+/* ------------------------------------------------------------------------
+ * Event time and watermarks
+ *
+ * A watermark w on a stream says that no record with timestamp <= w is
+ * expected any more. An operator's watermark is the minimum over its input
+ * channels (idle channels left out) and never goes backwards; when a
+ * source ends, RILL_TS_MAX follows its last record.
+ * ------------------------------------------------------------------------ */
+
+/** Timestamp of a record, in ms. Must be a pure function of the record; ts
+ *  is the timestamp the record carries (RILL_TS_MIN if none). */
+typedef int64_t (*rill_timestamp_fn)(const void *rec, size_t len, int64_t ts,
+                                     void *user_data);
+/** Punctuated watermarks: the watermark to emit after this record (whose
+ *  timestamp is ts), or RILL_TS_MIN for none. */
+typedef int64_t (*rill_punctuated_fn)(const void *rec, size_t len, int64_t ts,
+                                      void *user_data);
+
+/** Assign timestamps with fn (NULL keeps the records' own timestamps) and
+ *  generate periodic watermarks that allow max_out_of_orderness ms of
+ *  disorder: every watermark interval the watermark is the largest
+ *  timestamp seen minus max_out_of_orderness minus 1. 0 gives Flink's
+ *  monotonous timestamps. Watermarks from upstream are dropped (except the
+ *  final RILL_TS_MAX). RILL_EINVAL (kept) if max_out_of_orderness < 0. */
+RILL_API rill_stream *rill_assign_timestamps(rill_stream *s, const char *name,
+                                             rill_timestamp_fn fn,
+                                             int64_t max_out_of_orderness,
+                                             void *user_data);
+/** Assign timestamps with ts_fn (NULL keeps them) and emit the watermark
+ *  wm_fn returns after each record, when it is larger than the last. */
+RILL_API rill_stream *rill_assign_punctuated(rill_stream *s, const char *name,
+                                             rill_timestamp_fn ts_fn,
+                                             rill_punctuated_fn wm_fn,
+                                             void *user_data);
+/** Source idleness: when the operator (a source or a timestamp assigner)
+ *  emits no record for ms of processing time, its output is marked idle
+ *  and left out of downstream watermark minimums until it emits again.
+ *  ms > 0; RILL_EINVAL (kept) for other operators. */
+RILL_API rill_stream *rill_stream_set_idle_timeout(rill_stream *s, int64_t ms);
+/** Interval (ms, 1..3600000) of periodic watermarks (default 200). */
+RILL_API int rill_env_set_watermark_interval(rill_env *env, int64_t ms);
+
+/** From a source callback: emit watermark wm on every output. Ignored when
+ *  not larger than the last one. RILL_EINVAL outside a source. */
+RILL_API int rill_emit_watermark(rill_ctx *ctx, int64_t wm);
+/** Current watermark of the operator (RILL_TS_MIN before the first). */
+RILL_API int64_t rill_ctx_watermark(const rill_ctx *ctx);
+/** Current processing time in ms since the epoch (the harness's clock
+ *  inside a test harness). */
+RILL_API int64_t rill_ctx_processing_time(const rill_ctx *ctx);
+
+/* ------------------------------------------------------------------------
+ * Process functions, timers and side outputs
+ * ------------------------------------------------------------------------ */
+
+#define RILL_EVENT_TIME 0
+#define RILL_PROCESSING_TIME 1
+
+/** A timer fired: ts is its time, domain RILL_EVENT_TIME or
+ *  RILL_PROCESSING_TIME. The current key is the timer's key, so keyed
+ *  state is that key's. Emitted records carry ts for event-time timers
+ *  and RILL_TS_MIN for processing-time timers. Never runs at the same
+ *  time as the operator's process function. */
+typedef int (*rill_timer_fn)(rill_ctx *ctx, int64_t ts, int domain,
+                             void *user_data);
+
+/** A process function: fn sees each record and may emit any number of
+ *  records, use keyed state and timers (when s is keyed by rill_key_by or
+ *  rill_key_by_bytes) and emit to side outputs. on_timer may be NULL. */
+RILL_API rill_stream *rill_process(rill_stream *s, const char *name,
+                                   rill_process_fn fn, rill_timer_fn on_timer,
+                                   void *user_data);
+/** Register a timer for the current key at ts in domain. One timer per
+ *  key and time: registering it again does nothing. A timer at or before
+ *  the current watermark fires at the next watermark; a processing-time
+ *  timer in the past fires at once (after the current callback).
+ *  RILL_EINVAL on a non-keyed operator or a bad domain. */
+RILL_API int rill_timer_register(rill_ctx *ctx, int domain, int64_t ts);
+/** Delete the current key's timer at ts; RILL_OK also when there is none. */
+RILL_API int rill_timer_delete(rill_ctx *ctx, int domain, int64_t ts);
+/** The current key (borrowed, valid during the callback). RILL_EINVAL on a
+ *  non-keyed operator. */
+RILL_API int rill_ctx_key(const rill_ctx *ctx, const void **key, size_t *len);
+/** Which input (0 or 1) of a two-input operator the record comes from. */
+RILL_API int rill_ctx_input(const rill_ctx *ctx);
+
+/** Emit a record (copied) to the side output tag, with the current
+ *  timestamp. Records of a tag no stream consumes are dropped. */
+RILL_API int rill_emit_side(rill_ctx *ctx, const char *tag, const void *rec,
+                            size_t len);
+/** The records the operator producing s emits to side output tag
+ *  (copied). */
+RILL_API rill_stream *rill_side_output(rill_stream *s, const char *tag);
+
+/* ------------------------------------------------------------------------
+ * Two inputs: connect and broadcast
+ * ------------------------------------------------------------------------ */
+
+/** Connect a and b: fn1 sees a's records, fn2 b's (rill_ctx_input tells
+ *  too). co-map (exactly one emit per record), co-flat-map and co-process.
+ *  When both a and b are keyed, the operator is keyed: keyed state and
+ *  timers are shared by both inputs for each key; the two key functions
+ *  must give the same key bytes for the same key. */
+RILL_API rill_stream *rill_co_map(rill_stream *a, rill_stream *b,
+                                  const char *name, rill_process_fn fn1,
+                                  rill_process_fn fn2, void *user_data);
+RILL_API rill_stream *rill_co_flat_map(rill_stream *a, rill_stream *b,
+                                       const char *name, rill_process_fn fn1,
+                                       rill_process_fn fn2, void *user_data);
+RILL_API rill_stream *rill_co_process(rill_stream *a, rill_stream *b,
+                                      const char *name, rill_process_fn fn1,
+                                      rill_process_fn fn2,
+                                      rill_timer_fn on_timer, void *user_data);
+/** Connect s with the broadcast stream bc: every subtask sees every record
+ *  of bc (in bc_fn) and s's records (in fn). Broadcast state (declared with
+ *  RILL_STATE_BROADCAST) is written by bc_fn and read-only in fn. When s
+ *  is keyed, fn may use keyed state and timers. */
+RILL_API rill_stream *rill_connect_broadcast(rill_stream *s, rill_stream *bc,
+                                             const char *name,
+                                             rill_process_fn fn,
+                                             rill_process_fn bc_fn,
+                                             rill_timer_fn on_timer,
+                                             void *user_data);
+
+/* ------------------------------------------------------------------------
+ * State
+ *
+ * State is declared on an operator by name and used from its callbacks
+ * through a handle. Keyed kinds hold one value per key (the current
+ * record's or timer's key) and need a keyed operator; they live in LMDB
+ * under the state directory behind an in-memory cache. Values are bytes;
+ * a pointer returned by a state call is borrowed, valid until the next
+ * state call of the same operator subtask or the end of the callback,
+ * whichever comes first.
+ * ------------------------------------------------------------------------ */
+
+typedef enum rill_state_kind {
+    RILL_STATE_VALUE = 1,       /* one value per key */
+    RILL_STATE_LIST = 2,        /* a list of values per key */
+    RILL_STATE_MAP = 3,         /* a map per key */
+    RILL_STATE_REDUCING = 4,    /* values folded with a reduce function */
+    RILL_STATE_AGGREGATING = 5, /* values added to an accumulator */
+    RILL_STATE_OPERATOR_LIST = 6, /* list per subtask, not keyed */
+    RILL_STATE_BROADCAST = 7    /* map, the same on every subtask */
+} rill_state_kind;
+
+/**
+ * Combine a and b into out (capacity *out_len bytes) and set *out_len to the
+ * result's length. When the result is longer than the capacity, set
+ * *out_len to the length needed and return 0: rill calls again with a
+ * larger buffer. a, b and out never overlap.
+ */
+typedef int (*rill_reduce_fn)(const void *a, size_t a_len, const void *b,
+                              size_t b_len, void *out, size_t *out_len,
+                              void *user_data);
+/** Aggregating state: the accumulator is bytes; each function writes its
+ *  result as rill_reduce_fn does. create makes an empty accumulator, add
+ *  adds a value to acc, merge merges two accumulators, result gives the
+ *  value rill_state_get returns. */
+typedef struct rill_aggregate_fns {
+    int (*create)(void *out, size_t *out_len, void *user_data);
+    int (*add)(const void *acc, size_t acc_len, const void *val,
+               size_t val_len, void *out, size_t *out_len, void *user_data);
+    int (*merge)(const void *a, size_t a_len, const void *b, size_t b_len,
+                 void *out, size_t *out_len, void *user_data);
+    int (*result)(const void *acc, size_t acc_len, void *out,
+                  size_t *out_len, void *user_data);
+} rill_aggregate_fns;
+
+/** Declare state name (copied; unique per operator) of kind VALUE, LIST,
+ *  MAP, OPERATOR_LIST or BROADCAST on the operator producing s. */
+RILL_API rill_stream *rill_stream_add_state(rill_stream *s, const char *name,
+                                            int kind);
+/** Declare reducing state folded with fn. */
+RILL_API rill_stream *rill_stream_add_reducing_state(rill_stream *s,
+                                                     const char *name,
+                                                     rill_reduce_fn fn,
+                                                     void *user_data);
+/** Declare aggregating state (fns copied; all four required). */
+RILL_API rill_stream *rill_stream_add_aggregating_state(
+    rill_stream *s, const char *name, const rill_aggregate_fns *fns,
+    void *user_data);
+/** Time to live of a keyed state's values, ms > 0: a value (each element
+ *  for list and map state) expires ttl_ms after it was created or last
+ *  written, is never returned once expired, and is removed on access and
+ *  in the background. */
+RILL_API rill_stream *rill_stream_set_state_ttl(rill_stream *s,
+                                                const char *name,
+                                                int64_t ttl_ms);
+/** In-memory cache of keyed state per operator subtask, bytes
+ *  (1 MiB..1 TiB; default 64 MiB). */
+RILL_API int rill_env_set_state_cache_size(rill_env *env, size_t bytes);
+
+/** The handle of state name of this operator, or NULL when none is
+ *  declared with that name. Valid while the job runs. */
+RILL_API rill_state *rill_ctx_state(rill_ctx *ctx, const char *name);
+
+/** Value of VALUE, REDUCING or AGGREGATING (its result) state.
+ *  RILL_ENOTFOUND when there is none. */
+RILL_API int rill_state_get(rill_state *st, const void **val, size_t *len);
+/** Set VALUE state (copied). */
+RILL_API int rill_state_put(rill_state *st, const void *val, size_t len);
+/** Add to LIST, OPERATOR_LIST, REDUCING or AGGREGATING state (copied). */
+RILL_API int rill_state_add(rill_state *st, const void *val, size_t len);
+/** Remove the current key's value (or the whole operator/broadcast
+ *  state). */
+RILL_API int rill_state_clear(rill_state *st);
+/** Iterate over LIST or OPERATOR_LIST state: *pos starts at 0. Returns 1
+ *  with the next item, 0 at the end, or a negative error. */
+RILL_API int rill_list_next(rill_state *st, size_t *pos, const void **item,
+                            size_t *len);
+/** Replace a list with items[0..n-1] (copied; timestamps ignored). */
+RILL_API int rill_list_update(rill_state *st, const rill_record *items,
+                              size_t n);
+/** MAP and BROADCAST state. rill_map_get returns RILL_ENOTFOUND for a
+ *  missing key. Broadcast state is read-only outside the broadcast side
+ *  (RILL_ESTATE). */
+RILL_API int rill_map_get(rill_state *st, const void *key, size_t key_len,
+                          const void **val, size_t *len);
+RILL_API int rill_map_put(rill_state *st, const void *key, size_t key_len,
+                          const void *val, size_t len);
+RILL_API int rill_map_remove(rill_state *st, const void *key, size_t key_len);
+/** Iterate over a map in key byte order: *pos starts at 0. Returns 1 with
+ *  the next entry, 0 at the end, or a negative error. Changing the map
+ *  ends the iteration. */
+RILL_API int rill_map_next(rill_state *st, size_t *pos, const void **key,
+                           size_t *key_len, const void **val, size_t *len);
+
+/* ------------------------------------------------------------------------
+ * Rolling aggregations on a keyed stream (one output per input: the
+ * updated aggregate of that record's key)
+ * ------------------------------------------------------------------------ */
+
+typedef enum rill_field_type {
+    RILL_FIELD_I32 = 1,
+    RILL_FIELD_I64 = 2,
+    RILL_FIELD_U32 = 3,
+    RILL_FIELD_U64 = 4,
+    RILL_FIELD_F32 = 5,
+    RILL_FIELD_F64 = 6
+} rill_field_type;
+
+typedef enum rill_agg_kind {
+    RILL_AGG_SUM = 1,   /* first record, field = sum */
+    RILL_AGG_MIN = 2,   /* first record, field = minimum */
+    RILL_AGG_MAX = 3,   /* first record, field = maximum */
+    RILL_AGG_MIN_BY = 4, /* the record with the minimum (first on ties) */
+    RILL_AGG_MAX_BY = 5  /* the record with the maximum (first on ties) */
+} rill_agg_kind;
+
+/** Rolling reduce: emits fn(previous result, record) per record (the first
+ *  record of a key as it is). s must be keyed. */
+RILL_API rill_stream *rill_reduce(rill_stream *s, const char *name,
+                                  rill_reduce_fn fn, void *user_data);
+/** Rolling sum/min/max/min_by/max_by of the field of type at offset (in
+ *  native byte order). s must be keyed; a record too short for the field
+ *  fails the job with RILL_EINVAL. */
+RILL_API rill_stream *rill_aggregate(rill_stream *s, const char *name,
+                                     int agg, size_t offset, int type);
+
+/* ------------------------------------------------------------------------
+ * Test harness: runs one operator, or a whole job, on the calling thread,
+ * deterministically. Records and watermarks are pushed in; what comes out
+ * is kept for reading. Processing time is the harness's clock.
+ * ------------------------------------------------------------------------ */
+
+/** A source whose records are pushed by a harness (rill_harness_push with
+ *  the input's index: harness inputs are numbered 0, 1, ... in creation
+ *  order). Outside a harness, a job with one fails validation. */
+RILL_API rill_stream *rill_harness_input(rill_env *env, const char *name);
+
+/** A harness for the operator producing op (its input 0, and 1 for two
+ *  inputs, are fed by rill_harness_push; its main output is read as output
+ *  NULL, its side outputs by tag) or, when op is NULL, for the whole graph
+ *  of env (fed through rill_harness_input streams; each sink's input is
+ *  read by the sink's name). Everything runs at parallelism 1; keyed
+ *  operators see max parallelism's key groups as in a job. The clock
+ *  starts at 0. env must stay alive while the harness does. */
+RILL_API int rill_harness_new(rill_harness **out, rill_env *env,
+                              rill_stream *op);
+RILL_API void rill_harness_free(rill_harness *h);
+/** Message of the last error ("" when none); borrowed, valid until the
+ *  next call on h. */
+RILL_API const char *rill_harness_errmsg(const rill_harness *h);
+/** Push a record (copied) with timestamp ts into input; everything it
+ *  causes runs before the call returns. Returns the job's error when a
+ *  callback fails (the harness is then failed: later calls return it). */
+RILL_API int rill_harness_push(rill_harness *h, int input, const void *rec,
+                               size_t len, int64_t ts);
+/** Push a watermark into input. */
+RILL_API int rill_harness_watermark(rill_harness *h, int input, int64_t wm);
+/** Advance the processing-time clock to now (never backwards) and fire
+ *  the processing-time timers that are due. */
+RILL_API int rill_harness_set_time(rill_harness *h, int64_t now);
+/** End of input: the final watermark, then every operator closes. */
+RILL_API int rill_harness_end(rill_harness *h);
+
+#define RILL_HARNESS_RECORD 0
+#define RILL_HARNESS_WATERMARK 1
+/** Number of items (records and watermarks) on output. */
+RILL_API size_t rill_harness_count(const rill_harness *h, const char *output);
+/** Item i of output: RILL_HARNESS_RECORD with *rec set (data borrowed,
+ *  valid until rill_harness_clear or rill_harness_free), or
+ *  RILL_HARNESS_WATERMARK with rec->ts the watermark. RILL_ENOTFOUND past
+ *  the end or for an unknown output. */
+RILL_API int rill_harness_output(const rill_harness *h, const char *output,
+                                 size_t i, rill_record *rec);
+/** Drop what was read so far from every output. */
+RILL_API void rill_harness_clear(rill_harness *h);
+/** Keyed state name of the operator under test (or, for a whole graph,
+ *  the operator with uid op_uid: pass "uid/name"), with key as the current
+ *  key, for reading with the state calls. NULL when there is none. Valid
+ *  until the next harness call. */
+RILL_API rill_state *rill_harness_state(rill_harness *h, const char *name,
+                                        const void *key, size_t key_len);
+/** Timers registered and not yet fired, in domain. */
+RILL_API size_t rill_harness_timers(const rill_harness *h, int domain);
 
 /* ------------------------------------------------------------------------
  * Execution

@@ -28,6 +28,8 @@ RILL_API rill_env *rill_env_new(void)
     env->buffer_timeout = 100;
     env->buffer_size = 32 * 1024;
     env->channel_capacity = 4;
+    env->state_cache_bytes = (size_t)64 << 20;
+    env->wm_interval = 200;
     env->state_dir = rill__strdup("rill-state");
     if (!env->state_dir) {
         rill__free(env);
@@ -198,5 +200,34 @@ RILL_API int rill_env_set_state_dir(rill_env *env, const char *dir)
         return rill__env_error(env, RILL_ENOMEM, "out of memory");
     rill__free(env->state_dir);
     env->state_dir = d;
+    return RILL_OK;
+}
+
+RILL_API int rill_env_set_state_cache_size(rill_env *env, size_t bytes)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_state_cache_size");
+    if (rc)
+        return rc;
+    if (bytes < ((size_t)1 << 20) || (uint64_t)bytes > ((uint64_t)1 << 40))
+        return rill__env_error(env, RILL_EINVAL,
+                               "state cache size %zu is out of range 1 MiB..1 TiB", bytes);
+    env->state_cache_bytes = bytes;
+    return RILL_OK;
+}
+
+RILL_API int rill_env_set_watermark_interval(rill_env *env, int64_t ms)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_watermark_interval");
+    if (rc)
+        return rc;
+    if (ms < 1 || ms > 3600000)
+        return rill__env_error(env, RILL_EINVAL,
+                               "watermark interval %lld ms is out of range 1..3600000",
+                               (long long)ms);
+    env->wm_interval = ms;
     return RILL_OK;
 }

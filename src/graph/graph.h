@@ -23,6 +23,9 @@ struct rill_env {
     size_t buffer_size;
     int channel_capacity;
     char *state_dir;
+    size_t state_cache_bytes;
+    int64_t wm_interval;
+    int n_harness_inputs;
 
     rill__node **nodes;
     size_t n_nodes, cap_nodes;

@@ -46,12 +46,26 @@ typedef union rill__userfn {
     rill_filter_fn filter;
 } rill__userfn;
 
-/* An input edge of a node: records of from, partitioned by part. */
+/* An input edge of a node: records of from (its main output, or the side
+ * output tag), partitioned by part, into input slot (0, or 1 for the second
+ * input of a two-input operator). */
 typedef struct rill__edge {
     rill__node *from;
     rill__part part;
     rill__part_kind rkind; /* resolved by the plan (never DEFAULT) */
+    const char *tag;       /* side output tag (owned by the node's tags), or NULL */
+    int slot;
 } rill__edge;
+
+/* A state declared on an operator. */
+typedef struct rill__statedesc {
+    char *name;
+    int kind; /* rill_state_kind */
+    rill_reduce_fn reduce;
+    rill_aggregate_fns agg;
+    void *ud;
+    int64_t ttl; /* ms, 0: none */
+} rill__statedesc;
 
 struct rill__node {
     int index; /* creation order in the environment */
@@ -82,11 +96,28 @@ struct rill__node {
     char *path;
     int fd;
     rill_format_fn fmt;
+    rill_process_fn fn2;    /* second input of two-input operators */
+    rill_timer_fn on_timer; /* process functions */
+    rill_timestamp_fn ts_fn;   /* timestamp assigners */
+    rill_punctuated_fn wm_fn;
+    int64_t ooo;               /* max out-of-orderness */
+    int64_t idle_timeout;      /* ms, 0: never idle */
+    int agg, agg_type;         /* rolling aggregations */
+    size_t agg_off;
+    int two_input;             /* connect/co-process/broadcast */
+    int bc_input;              /* input slot 1 is a broadcast side */
+    int harness_input;         /* index among harness inputs, or -1 */
+
+    rill__statedesc *states;
+    size_t n_states, cap_states;
+    char **tags; /* side output tags used by edges reading this node */
+    size_t n_tags, cap_tags;
 
     /* Resolved by the plan. */
     int p;       /* parallelism */
     int reach;   /* leads to a sink */
     int chained; /* runs in its input's task, by plain calls */
+    int keyed;   /* every input edge is hash partitioned */
     int order;   /* topological position, -1 if not reached */
     int mark;    /* scratch for graph walks */
 };

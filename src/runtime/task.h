@@ -76,7 +76,40 @@ struct rill_ctx {
     size_t n_out;
     void *priv; /* operator's own state */
     char *user_err;
+
+    /* Event time. */
+    int64_t wm;          /* current watermark of the operator */
+    int input;           /* input slot of the record being processed */
+    struct rill__wmtrack *track; /* input watermarks (head of a task, several inputs) */
+
+    /* Keyed operators: the current key (borrowed from keybuf or a timer). */
+    int keyed;
+    const void *key;
+    size_t key_len;
+    uint16_t kg;
+    const void *ns; /* state namespace (windows), NULL/0 otherwise */
+    size_t ns_len;
+    char *keybuf;
+    size_t keycap;
+    struct rill__timers *timers[2]; /* by domain */
+    int in_timer;   /* inside on_timer */
+    int bc_side;    /* inside the broadcast side's callback */
+
+    /* State (state/state.h). */
+    rill_state **states;
+    size_t n_states;
+    struct rill__kv *kv;
+
+    /* Side outputs: tag -> outputs. */
+    struct rill__side *side;
+    size_t n_side;
 };
+
+typedef struct rill__side {
+    const char *tag;
+    rill__out *out;
+    size_t n_out;
+} rill__side;
 
 struct rill__subtask {
     rill__job *job;
@@ -98,6 +131,11 @@ struct rill_job {
     size_t buffer_size;
     int capacity;
     int max_parallelism;
+    int64_t wm_interval;  /* periodic watermarks, ms */
+    size_t cache_bytes;   /* keyed state cache per operator subtask */
+    char *state_dir;      /* this job's working state directory */
+    struct rill_harness *harness; /* set when a harness runs the job */
+    int64_t clock;        /* processing time under a harness */
 
     rill__subtask **subs;
     size_t n_subs, cap_subs;
@@ -148,6 +186,10 @@ static inline int rill__emit(rill_ctx *op, const void *rec, size_t len, int64_t 
     }
     return rill__emit_slow(op, rec, len, ts);
 }
+
+/* Processing time of the operator's job: wall-clock ms since the epoch, or
+ * the harness's clock. */
+int64_t rill__proc_now(const rill_ctx *op);
 
 /* Deliver a record to an operator instance. */
 static inline int rill__deliver(rill_ctx *op, const void *rec, size_t len, int64_t ts);
