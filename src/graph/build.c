@@ -34,26 +34,26 @@ rill_env *rill__input_env(rill_stream *s, const char *what)
     return env;
 }
 
-static void *oom(rill_env *env)
+void *rill__oom(rill_env *env)
 {
     rill__env_fail(env, RILL_ENOMEM, "out of memory while building the graph");
     return NULL;
 }
 
 /* A stream handle over a copy of edges; node is the producing operator. */
-static rill_stream *stream_new(rill_env *env, rill__node *node, const rill__edge *edges,
+rill_stream *rill__stream_new(rill_env *env, rill__node *node, const rill__edge *edges,
                                size_t n)
 {
     if (rill__grow((void **)&env->streams, &env->cap_streams, env->n_streams + 1,
                    sizeof *env->streams))
-        return oom(env);
+        return rill__oom(env);
     rill_stream *s = rill__calloc(1, sizeof *s);
     if (!s)
-        return oom(env);
+        return rill__oom(env);
     s->edges = rill__calloc(n, sizeof *s->edges);
     if (!s->edges) {
         rill__free(s);
-        return oom(env);
+        return rill__oom(env);
     }
     memcpy(s->edges, edges, n * sizeof *edges);
     s->n_edges = n;
@@ -68,34 +68,35 @@ rill_stream *rill__stream_of(rill_env *env, rill__node *node)
     rill__edge e;
     memset(&e, 0, sizeof e);
     e.from = node;
-    return stream_new(env, node, &e, 1);
+    return rill__stream_new(env, node, &e, 1);
 }
 
 rill__node *rill__node_new(rill_env *env, const rill__opdef *def, const char *name,
                            const rill_stream *input)
 {
     if (rill__grow((void **)&env->nodes, &env->cap_nodes, env->n_nodes + 1, sizeof *env->nodes))
-        return oom(env);
+        return rill__oom(env);
     rill__node *n = rill__calloc(1, sizeof *n);
     if (!n)
-        return oom(env);
+        return rill__oom(env);
     n->def = def;
     n->name = rill__strdup(name ? name : def->default_name);
     if (!n->name) {
         rill__free(n);
-        return oom(env);
+        return rill__oom(env);
     }
     if (input) {
         n->in = rill__calloc(input->n_edges, sizeof *n->in);
         if (!n->in) {
             rill__free(n->name);
             rill__free(n);
-            return oom(env);
+            return rill__oom(env);
         }
         memcpy(n->in, input->edges, input->n_edges * sizeof *n->in);
         n->n_in = n->cap_in = input->n_edges;
     }
     n->index = (int)env->n_nodes;
+    n->harness_input = -1;
     n->is_sink = def->is_sink;
     n->order = -1;
     env->nodes[env->n_nodes++] = n;
@@ -103,7 +104,7 @@ rill__node *rill__node_new(rill_env *env, const rill__opdef *def, const char *na
 }
 
 /* A node reading input and its stream handle (or a sink's handle). */
-static rill_stream *add_op(rill_stream *input, const rill__opdef *def, const char *name,
+rill_stream *rill__add_op(rill_stream *input, const rill__opdef *def, const char *name,
                            const void *fn, void *ud, const char *what)
 {
     rill_env *env = rill__input_env(input, what);
@@ -170,7 +171,7 @@ static rill_stream *records_node(rill_env *env, const rill__opdef *def, const ch
     n->recs = rill__calloc(count, sizeof *n->recs);
     n->rec_store = rill__malloc(total);
     if (!n->recs || !n->rec_store)
-        return oom(env);
+        return rill__oom(env);
     char *p = n->rec_store;
     for (size_t i = 0; i < count; i++) {
         size_t len = recs ? recs[i].len : rec_size;
@@ -231,7 +232,7 @@ RILL_API rill_stream *rill_file_source(rill_env *env, const char *name, const ch
         return NULL;
     n->default_p1 = 1;
     if (!(n->path = rill__strdup(path)))
-        return oom(env);
+        return rill__oom(env);
     return rill__stream_of(env, n);
 }
 
@@ -259,7 +260,7 @@ RILL_API rill_stream *rill_stream_set_uid(rill_stream *s, const char *uid)
                               n->name);
     char *u = rill__strdup(uid);
     if (!u)
-        return oom(s->env);
+        return rill__oom(s->env);
     rill__free(n->uid);
     n->uid = u;
     return s;
@@ -303,7 +304,7 @@ RILL_API rill_stream *rill_stream_set_lifecycle(rill_stream *s, rill_open_fn ope
 RILL_API rill_stream *rill_map(rill_stream *s, const char *name, rill_process_fn fn,
                                void *user_data)
 {
-    rill_stream *r = add_op(s, &rill__op_map, name, FN(fn), user_data, "map");
+    rill_stream *r = rill__add_op(s, &rill__op_map, name, FN(fn), user_data, "map");
     if (r)
         r->node->fn.process = fn;
     return r;
@@ -312,7 +313,7 @@ RILL_API rill_stream *rill_map(rill_stream *s, const char *name, rill_process_fn
 RILL_API rill_stream *rill_filter(rill_stream *s, const char *name, rill_filter_fn fn,
                                   void *user_data)
 {
-    rill_stream *r = add_op(s, &rill__op_filter, name, FN(fn), user_data, "filter");
+    rill_stream *r = rill__add_op(s, &rill__op_filter, name, FN(fn), user_data, "filter");
     if (r)
         r->node->fn.filter = fn;
     return r;
@@ -321,7 +322,7 @@ RILL_API rill_stream *rill_filter(rill_stream *s, const char *name, rill_filter_
 RILL_API rill_stream *rill_flat_map(rill_stream *s, const char *name, rill_process_fn fn,
                                     void *user_data)
 {
-    rill_stream *r = add_op(s, &rill__op_flat_map, name, FN(fn), user_data, "flat_map");
+    rill_stream *r = rill__add_op(s, &rill__op_flat_map, name, FN(fn), user_data, "flat_map");
     if (r)
         r->node->fn.process = fn;
     return r;
@@ -347,12 +348,12 @@ RILL_API rill_stream *rill_union(rill_stream *const *streams, size_t n)
     }
     rill__edge *edges = rill__calloc(total, sizeof *edges);
     if (!edges)
-        return oom(env);
+        return rill__oom(env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         for (size_t e = 0; e < streams[i]->n_edges; e++)
             edges[k++] = streams[i]->edges[e];
-    rill_stream *u = stream_new(env, n == 1 ? streams[0]->node : NULL, edges, total);
+    rill_stream *u = rill__stream_new(env, n == 1 ? streams[0]->node : NULL, edges, total);
     rill__free(edges);
     return u;
 }
@@ -372,12 +373,12 @@ static rill_stream *partitioned(rill_stream *s, const rill__part *part, const ch
         return NULL;
     rill__edge *edges = rill__calloc(s->n_edges, sizeof *edges);
     if (!edges)
-        return oom(env);
+        return rill__oom(env);
     for (size_t i = 0; i < s->n_edges; i++) {
         edges[i].from = s->edges[i].from;
         edges[i].part = *part;
     }
-    rill_stream *r = stream_new(env, s->node, edges, s->n_edges);
+    rill_stream *r = rill__stream_new(env, s->node, edges, s->n_edges);
     rill__free(edges);
     return r;
 }
@@ -504,7 +505,7 @@ RILL_API int rill_stream_define(rill_stream *decl, rill_stream *s)
 RILL_API rill_stream *rill_sink(rill_stream *s, const char *name, rill_process_fn fn,
                                 void *user_data)
 {
-    rill_stream *r = add_op(s, &rill__op_sink, name, FN(fn), user_data, "sink");
+    rill_stream *r = rill__add_op(s, &rill__op_sink, name, FN(fn), user_data, "sink");
     if (r)
         r->node->fn.process = fn;
     return r;
@@ -546,6 +547,6 @@ RILL_API rill_stream *rill_sink_file(rill_stream *s, const char *name, const cha
                               name ? name : "file_sink");
     rill_stream *r = line_sink(s, &rill__op_file_sink, name, fmt, user_data, "rill_sink_file");
     if (r && !(r->node->path = rill__strdup(path)))
-        return oom(s->env);
+        return rill__oom(s->env);
     return r;
 }

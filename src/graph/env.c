@@ -49,6 +49,12 @@ static void env_destroy(rill_env *env)
         rill__free(n->recs);
         rill__free(n->rec_store);
         rill__free(n->path);
+        for (size_t k = 0; k < n->n_states; k++)
+            rill__free(n->states[k].name);
+        rill__free(n->states);
+        for (size_t k = 0; k < n->n_tags; k++)
+            rill__free(n->tags[k]);
+        rill__free(n->tags);
         rill__free(n);
     }
     rill__free(env->nodes);

@@ -62,7 +62,19 @@ rill__node *rill__node_new(rill_env *env, const struct rill__opdef *def, const c
 /* A stream handle producing the records of node. NULL on error (kept). */
 rill_stream *rill__stream_of(rill_env *env, rill__node *node);
 
+/* A node of def reading input (fn must be non-NULL; what names the builder
+ * in messages) and its stream handle. */
+rill_stream *rill__add_op(rill_stream *input, const struct rill__opdef *def, const char *name,
+                          const void *fn, void *ud, const char *what);
+/* A stream handle over a copy of edges; node is the producing operator. */
+rill_stream *rill__stream_new(rill_env *env, rill__node *node, const rill__edge *edges, size_t n);
+/* Keep an out-of-memory building mistake; returns NULL. */
+void *rill__oom(rill_env *env);
+
 /* Validate and resolve the graph (plan.c). RILL_OK or RILL_EINVAL/ENOMEM. */
 int rill__plan_resolve(rill_env *env);
+/* The same; harness != 0 resolves every operator at parallelism 1 and
+ * allows harness inputs. */
+int rill__plan_resolve_mode(rill_env *env, int harness);
 
 #endif

@@ -70,7 +70,26 @@ static int check_edges(rill_env *env, rill__node *n)
         e->rkind = k;
     }
     n->chained = n->n_in == 1 && n->in[0].rkind == RILL__PART_FORWARD && !n->no_chain &&
-                 !n->in[0].from->no_chain;
+                 !n->in[0].from->no_chain && !n->two_input;
+    /* Keyed: every input edge (of the non-broadcast side) hashes. */
+    int keyed = n->n_in > 0;
+    for (size_t i = 0; i < n->n_in; i++)
+        if (!(n->bc_input && n->in[i].slot == 1) && n->in[i].rkind != RILL__PART_HASH)
+            keyed = 0;
+    n->keyed = keyed;
+    for (size_t i = 0; i < n->n_states; i++) {
+        const rill__statedesc *d = &n->states[i];
+        if (d->kind <= RILL_STATE_AGGREGATING && !keyed)
+            return rill__env_error(env, RILL_EINVAL,
+                                   "operator '%s' declares keyed state '%s' but its input is "
+                                   "not keyed (use rill_key_by)",
+                                   n->name, d->name);
+        if (d->kind == RILL_STATE_BROADCAST && !n->bc_input)
+            return rill__env_error(env, RILL_EINVAL,
+                                   "operator '%s' declares broadcast state '%s' but has no "
+                                   "broadcast input (use rill_connect_broadcast)",
+                                   n->name, d->name);
+    }
     return RILL_OK;
 }
 
@@ -117,6 +136,11 @@ static int assign_uids(rill_env *env)
 
 int rill__plan_resolve(rill_env *env)
 {
+    return rill__plan_resolve_mode(env, 0);
+}
+
+int rill__plan_resolve_mode(rill_env *env, int harness)
+{
     if (env->err) {
         memcpy(env->msg, env->err_kept, sizeof env->msg);
         return env->err;
@@ -131,7 +155,7 @@ int rill__plan_resolve(rill_env *env)
         rill__free(n->resolved_uid);
         n->resolved_uid = NULL;
         sinks += (size_t)n->is_sink;
-        n->p = n->parallelism ? n->parallelism : n->default_p1 ? 1 : env->parallelism;
+        n->p = harness ? 1 : n->parallelism ? n->parallelism : n->default_p1 ? 1 : env->parallelism;
     }
     if (sinks == 0)
         return rill__env_error(env, RILL_EINVAL, "the graph has no sink: nothing would run");
@@ -147,7 +171,12 @@ int rill__plan_resolve(rill_env *env)
         rill__node *n = env->nodes[i];
         if (!n->reach)
             continue;
-        if (n->p > env->max_parallelism)
+        if (n->harness_input >= 0 && !harness)
+            rc = rill__env_error(env, RILL_EINVAL,
+                                 "'%s' is a harness input: the graph runs only in a test "
+                                 "harness (rill_harness_new)",
+                                 n->name);
+        else if (n->p > env->max_parallelism)
             rc = rill__env_error(env, RILL_EINVAL,
                                  "operator '%s': parallelism %d exceeds the max parallelism %d",
                                  n->name, n->p, env->max_parallelism);

@@ -17,5 +17,12 @@ extern const rill__opdef rill__op_identity;
 extern const rill__opdef rill__op_sink;
 extern const rill__opdef rill__op_print;
 extern const rill__opdef rill__op_file_sink;
+extern const rill__opdef rill__op_process;
+extern const rill__opdef rill__op_co_process;
+extern const rill__opdef rill__op_co_map;
+extern const rill__opdef rill__op_assign;
+extern const rill__opdef rill__op_harness_input;
+extern const rill__opdef rill__op_reduce;
+extern const rill__opdef rill__op_aggregate;
 
 #endif

@@ -145,8 +145,8 @@ static int file_sink_process(rill_ctx *op, const void *rec, size_t len)
     return line_process(op, rec, len, 0);
 }
 
-const rill__opdef rill__op_sink = {"sink", 0, 1, NULL, sink_process, NULL, NULL};
+const rill__opdef rill__op_sink = {"sink", 0, 1, NULL, sink_process, NULL, NULL, NULL, NULL};
 const rill__opdef rill__op_print = {"print",       0,    1,         print_open,
-                                    print_process, NULL, line_close};
+                                    print_process, NULL, line_close, NULL, NULL};
 const rill__opdef rill__op_file_sink = {"file_sink",       0,    1,         file_sink_open,
-                                        file_sink_process, NULL, line_close};
+                                        file_sink_process, NULL, line_close, NULL, NULL};

@@ -251,12 +251,12 @@ static int file_close(rill_ctx *op, int ok)
     return RILL_OK;
 }
 
-const rill__opdef rill__op_source = {"source", 1, 0, NULL, NULL, user_source_step, NULL};
+const rill__opdef rill__op_source = {"source", 1, 0, NULL, NULL, user_source_step, NULL, NULL, NULL};
 const rill__opdef rill__op_from_array = {"from_array",  1,           0,       records_open,
-                                         NULL,          records_step, free_priv};
+                                         NULL,          records_step, free_priv, NULL, NULL};
 const rill__opdef rill__op_from_records = {"from_records", 1,           0,       records_open,
-                                           NULL,           records_step, free_priv};
+                                           NULL,           records_step, free_priv, NULL, NULL};
 const rill__opdef rill__op_generator = {"generator",    1,           0,       generator_open,
-                                        NULL,           generator_step, free_priv};
+                                        NULL,           generator_step, free_priv, NULL, NULL};
 const rill__opdef rill__op_file_source = {"file_source", 1,          0,         file_open,
-                                          NULL,          file_step,  file_close};
+                                          NULL,          file_step,  file_close, NULL, NULL};

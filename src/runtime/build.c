@@ -1,6 +1,10 @@
 /* build.c - turn a resolved graph into a job: subtasks, operator instances,
  * channels. */
+#include <ftw.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "graph/graph.h"
 #include "runtime/task.h"
@@ -12,22 +16,40 @@
 
 void rill__job_destroy(rill__job *job);
 
+static void free_outs(rill__out *out, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        rill__netout *o = out[k].net;
+        if (o) {
+            rill__free(o->ch);
+            rill__free(o->keybuf);
+            rill__free(o);
+        }
+    }
+    rill__free(out);
+}
+
+/* Remove the job's working state directory (what state close left). */
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
 void rill__job_destroy(rill__job *job)
 {
     if (!job)
         return;
     for (size_t i = 0; i < job->n_ctxs; i++) {
         rill_ctx *c = job->ctxs[i];
-        for (size_t k = 0; k < c->n_out; k++) {
-            rill__netout *o = c->out[k].net;
-            if (o) {
-                rill__free(o->ch);
-                rill__free(o->keybuf);
-                rill__free(o);
-            }
-        }
-        rill__free(c->out);
+        free_outs(c->out, c->n_out);
+        for (size_t k = 0; k < c->n_side; k++)
+            free_outs(c->side[k].out, c->side[k].n_out);
+        rill__free(c->side);
         rill__free(c->user_err);
+        rill__free(c->keybuf);
+        rill__wmtrack_free(c->track);
         rill__free(c);
     }
     rill__free(job->ctxs);
@@ -41,6 +63,10 @@ void rill__job_destroy(rill__job *job)
         rill__gate_free(job->gates[i]);
     rill__free(job->gates);
     rill__free(job->failed_op);
+    if (job->state_dir) {
+        nftw(job->state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        rill__free(job->state_dir);
+    }
     rill__free(job->name);
     pthread_cond_destroy(&job->cv);
     pthread_mutex_destroy(&job->mu);
@@ -76,14 +102,45 @@ static int targets(rill__part_kind k, int i, int p_u, int p_d, int *out)
     return n;
 }
 
+/* The output list of up that edge e reads: main or a side output. */
+static int out_list(rill_ctx *up, const rill__edge *e, rill__out ***list, size_t **n)
+{
+    if (!e->tag) {
+        *list = &up->out;
+        *n = &up->n_out;
+        return RILL_OK;
+    }
+    for (size_t i = 0; i < up->n_side; i++)
+        if (up->side[i].tag == e->tag) {
+            *list = &up->side[i].out;
+            *n = &up->side[i].n_out;
+            return RILL_OK;
+        }
+    size_t cap = up->n_side;
+    if (rill__grow((void **)&up->side, &cap, up->n_side + 1, sizeof *up->side))
+        return RILL_ENOMEM;
+    rill__side *sd = &up->side[up->n_side++];
+    memset(sd, 0, sizeof *sd);
+    sd->tag = e->tag;
+    *list = &sd->out;
+    *n = &sd->n_out;
+    return RILL_OK;
+}
+
 static int add_netout(rill__job *job, rill_ctx *up, rill__subtask **down_st, const rill__edge *e,
                       int input, const rill__node *down)
 {
     rill__netout *o = rill__calloc(1, sizeof *o);
     if (!o)
         return RILL_ENOMEM;
-    size_t cap = up->n_out;
-    if (PUSH(up->out, up->n_out, cap, ((rill__out){NULL, o}))) {
+    rill__out **list;
+    size_t *nl;
+    if (out_list(up, e, &list, &nl)) {
+        rill__free(o);
+        return RILL_ENOMEM;
+    }
+    size_t cap = *nl;
+    if (PUSH(*list, *nl, cap, ((rill__out){NULL, o}))) {
         rill__free(o);
         return RILL_ENOMEM;
     }
@@ -151,10 +208,22 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
     job->buffer_size = env->buffer_size;
     job->capacity = env->channel_capacity;
     job->max_parallelism = env->max_parallelism;
+    job->wm_interval = env->wm_interval;
+    job->cache_bytes = env->state_cache_bytes;
     int rc = RILL_ENOMEM;
     job->name = rill__strdup(name ? name : "rill job");
     if (!job->name)
         goto fail;
+    {
+        /* Working state of this job: <state dir>/job-<pid>-<sequence>. */
+        static atomic_uint seq;
+        size_t len = strlen(env->state_dir) + 48;
+        job->state_dir = rill__malloc(len);
+        if (!job->state_dir)
+            goto fail;
+        snprintf(job->state_dir, len, "%s/job-%ld-%u", env->state_dir, (long)getpid(),
+                 atomic_fetch_add(&seq, 1) + 1);
+    }
 
     /* Reached nodes in topological order. */
     size_t nn = 0;
@@ -189,6 +258,7 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
                 st->job = job;
                 st->index = i;
                 st->flush_at = INT64_MAX;
+                st->tick_at = INT64_MAX;
                 if (!n->def->is_source) {
                     st->gate = rill__gate_new(env->buffer_size, env->channel_capacity,
                                               &job->stopping);
@@ -214,6 +284,9 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
             c->stopping = &job->stopping;
             c->ud = n->ud;
             c->fn = n->fn;
+            c->keyed = n->keyed;
+            c->wm = RILL_TS_MIN;
+            c->wake_at = INT64_MAX;
             inst[k][i] = c;
             size_t ocap = st->n_ops;
             if (PUSH(st->ops, st->n_ops, ocap, c))
@@ -228,14 +301,24 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
             for (int i = 0; i < ed->from->p; i++) {
                 rill_ctx *up = inst[uo][i];
                 if (n->chained) {
-                    size_t cap = up->n_out;
-                    if (PUSH(up->out, up->n_out, cap, ((rill__out){inst[k][i], NULL})))
+                    rill__out **list;
+                    size_t *nl;
+                    if (out_list(up, ed, &list, &nl))
+                        goto fail_tmp;
+                    size_t cap = *nl;
+                    if (PUSH(*list, *nl, cap, ((rill__out){inst[k][i], NULL})))
                         goto fail_tmp;
                 } else if ((rc = add_netout(job, up, sts[k], ed, (int)e, n))) {
                     goto fail_tmp;
                 }
             }
         }
+    }
+    /* Heads of consumer tasks track the watermark of each input channel. */
+    for (size_t i = 0; i < job->n_subs; i++) {
+        rill__subtask *st = job->subs[i];
+        if (st->gate && !(st->ops[0]->track = rill__wmtrack_new(st->gate->n_ch)))
+            goto fail_tmp;
     }
     /* The common case, one chained successor, skips the output loop. */
     for (size_t i = 0; i < job->n_ctxs; i++) {

@@ -87,6 +87,7 @@ rill__chan *rill__gate_add_channel(rill__gate *g, int input)
     }
     c->gate = g;
     c->input = input;
+    c->idx = g->n_ch;
     c->deadline = INT64_MAX;
     g->ch[g->n_ch++] = c;
     return c;

@@ -27,7 +27,7 @@ typedef struct rill__buf {
 
 typedef struct rill__rechdr {
     uint32_t len;
-    uint32_t reserved;
+    uint32_t reserved; /* kind: data, or a marker (task.h RILL__MARK_*) */
     int64_t ts;
 } rill__rechdr;
 
@@ -47,6 +47,7 @@ typedef struct rill__gate rill__gate;
 typedef struct rill__chan {
     rill__gate *gate;
     int input; /* which input edge of the consumer it belongs to */
+    int idx;   /* position in the gate */
     /* Guarded by gate->mu. */
     rill__event *ring;
     int ring_cap, head, count, data_count;

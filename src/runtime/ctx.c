@@ -1,6 +1,7 @@
 /* ctx.c - what user callbacks can call: emit and the context getters. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "runtime/task.h"
 #include "util/alloc.h"
@@ -87,4 +88,13 @@ int rill__user_fail(rill_ctx *op, const char *what, int rc)
                        "operator '%s' (subtask %d/%d): %s returned %d", op->node->name,
                        op->subtask + 1, op->parallelism, what, rc);
     return RILL_EUSER;
+}
+
+int64_t rill__proc_now(const rill_ctx *op)
+{
+    if (op->st && op->st->job && op->st->job->harness)
+        return op->st->job->clock;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -6,6 +6,7 @@
 
 #include "graph/graph.h"
 #include "runtime/task.h"
+#include "state/state.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -44,6 +45,40 @@ static int stopping_now(rill__subtask *st)
     return atomic_load_explicit(&st->job->stopping, memory_order_relaxed);
 }
 
+/* Flush buffers and run operator ticks that are due. */
+static int due_work(rill__subtask *st)
+{
+    int rc;
+    if (st->flush_at != INT64_MAX) {
+        int64_t now = rill__now_ms();
+        if (now >= st->flush_at && (rc = rill__subtask_flush(st, now)))
+            return rc;
+    }
+    if (st->tick_at != INT64_MAX) {
+        int64_t now = rill__proc_now(st->ops[0]);
+        if (now >= st->tick_at && (rc = rill__subtask_tick(st, now)))
+            return rc;
+    }
+    return RILL_OK;
+}
+
+/* The monotonic deadline of the next due work. */
+static int64_t next_deadline(rill__subtask *st)
+{
+    int64_t d = st->flush_at;
+    if (st->tick_at != INT64_MAX) {
+        int64_t wait = st->tick_at - rill__proc_now(st->ops[0]);
+        if (wait < 0)
+            wait = 0;
+        if (wait < INT64_MAX / 4) {
+            int64_t t = rill__now_ms() + wait;
+            if (t < d)
+                d = t;
+        }
+    }
+    return d;
+}
+
 static int run_source(rill__subtask *st)
 {
     rill_ctx *h = st->ops[0];
@@ -53,18 +88,23 @@ static int run_source(rill__subtask *st)
         if (stopping_now(st))
             return RILL_ECANCELED;
         int rc = step(h);
+        if (__builtin_expect(h->idle_out, 0) && h->emits != h->idle_seen &&
+            (rc < 0 || (rc = rill__out_status(h, 0)) == RILL_OK)) {
+            h->idle_seen = h->emits;
+            h->idle_since = rill__proc_now(h);
+        }
         if (rc == RILL_SOURCE_MORE) {
-            if ((++n & 31) == 0 && st->flush_at != INT64_MAX) {
-                int64_t now = rill__now_ms();
-                if (now >= st->flush_at && (rc = rill__subtask_flush(st, now)))
-                    return rc;
-            }
+            if ((++n & 31) == 0 && (st->flush_at != INT64_MAX || st->tick_at != INT64_MAX) &&
+                (rc = due_work(st)))
+                return rc;
             continue;
         }
-        if (rc == RILL_SOURCE_END)
-            return RILL_OK;
+        if (rc == RILL_SOURCE_END) {
+            /* End of input: event time ends too. */
+            return rill__op_watermark(h, RILL_TS_MAX);
+        }
         if (rc == RILL_SOURCE_IDLE) {
-            if ((rc = rill__subtask_flush(st, INT64_MAX)))
+            if ((rc = due_work(st)) || (rc = rill__subtask_flush(st, INT64_MAX)))
                 return rc;
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
@@ -82,31 +122,50 @@ static int run_consumer(rill__subtask *st)
     rill__buf *done = NULL;
     rill__chan *done_ch = NULL;
     int rc = RILL_OK;
+    rill__wmtrack *track = h->track;
     while (g->n_ended < g->n_ch) {
         rill__event ev;
         rill__chan *from;
-        int got = rill__gate_next(g, &ev, &from, st->flush_at, done, done_ch);
+        int got = rill__gate_next(g, &ev, &from, next_deadline(st), done, done_ch);
         done = NULL;
         if (got < 0)
             return got;
         if (got == 0) {
-            if ((rc = rill__subtask_flush(st, rill__now_ms())))
+            if ((rc = due_work(st)))
                 return rc;
             continue;
         }
         if (ev.kind == RILL__EV_END) {
             g->n_ended++;
+            if ((rc = rill__wmtrack_end(track, h, from->idx)))
+                break;
             continue;
         }
         rill__buf *b = ev.buf;
         done = b;
         done_ch = from;
+        const rill__edge *edge = &h->node->in[from->input];
+        h->input = edge->slot;
+        int keyed = h->keyed && !(h->node->bc_input && edge->slot == 1);
+        if (track->idle[from->idx] && (rc = rill__wmtrack_status(track, h, from->idx, 0)))
+            break;
         const char *p = RILL__BUF_DATA(b);
         for (size_t i = 0; i < b->nrec; i++) {
             rill__rechdr hd;
             memcpy(&hd, p, sizeof hd);
-            h->ts = hd.ts;
-            if ((rc = process(h, p + sizeof hd, hd.len)))
+            if (__builtin_expect(hd.reserved != RILL__MARK_DATA, 0)) {
+                rc = hd.reserved == RILL__MARK_WATERMARK
+                         ? rill__wmtrack_watermark(track, h, from->idx, hd.ts)
+                         : rill__wmtrack_status(track, h, from->idx,
+                                                hd.reserved == RILL__MARK_IDLE);
+            } else {
+                h->ts = hd.ts;
+                if (keyed)
+                    rc = rill__op_key_from(h, &edge->part, p + sizeof hd, hd.len);
+                if (!rc)
+                    rc = process(h, p + sizeof hd, hd.len);
+            }
+            if (rc)
                 break;
             p += RILL__REC_SPACE(hd.len);
         }
@@ -114,11 +173,8 @@ static int run_consumer(rill__subtask *st)
             rc = RILL_ECANCELED;
         if (rc)
             break;
-        if (st->flush_at != INT64_MAX) {
-            int64_t now = rill__now_ms();
-            if (now >= st->flush_at && (rc = rill__subtask_flush(st, now)))
-                break;
-        }
+        if ((st->flush_at != INT64_MAX || st->tick_at != INT64_MAX) && (rc = due_work(st)))
+            break;
     }
     if (done) {
         /* Give the last buffer back to its channel. */
@@ -130,6 +186,25 @@ static int run_consumer(rill__subtask *st)
     return rc;
 }
 
+/* The operator's state under <job state dir>/<uid>/<subtask>. */
+static int open_state(rill_ctx *op)
+{
+    rill__job *job = op->st->job;
+    const char *uid = op->node->resolved_uid ? op->node->resolved_uid : op->node->name;
+    char dir[4096];
+    int len = snprintf(dir, sizeof dir, "%s/", job->state_dir);
+    for (const char *c = uid; *c && len < (int)sizeof dir - 16; c++)
+        dir[len++] = *c == '/' ? '_' : *c;
+    snprintf(dir + len, sizeof dir - (size_t)len, "/%d", op->subtask);
+    char err[RILL__ERRMSG_MAX];
+    err[0] = 0;
+    int rc = rill__state_open(op, dir, job->cache_bytes, err);
+    if (rc)
+        rill__job_fail(job, rc, op->node->name, "%s",
+                       err[0] ? err : rill_strerror(rc));
+    return rc;
+}
+
 static int open_ops(rill__subtask *st)
 {
     /* Downstream first, so that an open hook may already emit. */
@@ -137,12 +212,19 @@ static int open_ops(rill__subtask *st)
         rill_ctx *op = st->ops[k];
         const rill__node *n = op->node;
         int rc = n->def->open ? n->def->open(op) : RILL_OK;
+        if (!rc && n->n_states)
+            rc = open_state(op);
         if (rc) {
             if (n->def->close)
                 n->def->close(op, 0); /* releases what open got so far */
+            rill__state_close(op);
             return rc;
         }
         op->opened = 1;
+        if (n->idle_timeout && n->def->is_source) {
+            op->idle_since = rill__proc_now(op);
+            rill__op_wake(op, op->idle_since + n->idle_timeout);
+        }
         if (n->open_hook && (rc = n->open_hook(op, n->ud)))
             return rill__user_fail(op, "open hook", rc);
         op->user_opened = 1;
@@ -172,6 +254,7 @@ static int close_ops(rill__subtask *st, int ok)
             if (!rc)
                 rc = rc2;
         }
+        rill__state_close(op);
         if (rc && ok) {
             ok = 0;
             result = rc;

@@ -22,7 +22,8 @@ static int send_cur(rill__chan *c)
     return RILL_OK;
 }
 
-static int append(rill__netout *o, rill__chan *c, const void *rec, size_t len, int64_t ts)
+static int append(rill__netout *o, rill__chan *c, const void *rec, size_t len, int64_t ts,
+                  unsigned kind)
 {
     rill__subtask *st = o->st;
     size_t need = RILL__REC_SPACE(len);
@@ -55,7 +56,7 @@ static int append(rill__netout *o, rill__chan *c, const void *rec, size_t len, i
     }
     rill__buf *b = c->cur;
     char *p = RILL__BUF_DATA(b) + b->used;
-    rill__rechdr h = {(uint32_t)len, 0, ts};
+    rill__rechdr h = {(uint32_t)len, kind, ts};
     memcpy(p, &h, sizeof h);
     if (len)
         memcpy(p + sizeof h, rec, len);
@@ -142,7 +143,7 @@ int rill__netout_push(rill__netout *o, const void *rec, size_t len, int64_t ts)
         break;
     case RILL__PART_BROADCAST:
         for (int i = 0; i < o->n_ch; i++) {
-            int rc = append(o, o->ch[i], rec, len, ts);
+            int rc = append(o, o->ch[i], rec, len, ts, RILL__MARK_DATA);
             if (rc)
                 return rc;
         }
@@ -170,7 +171,17 @@ int rill__netout_push(rill__netout *o, const void *rec, size_t len, int64_t ts)
         RILL__ASSERT(0);
         return RILL_EINVAL;
     }
-    return append(o, o->ch[t], rec, len, ts);
+    return append(o, o->ch[t], rec, len, ts, RILL__MARK_DATA);
+}
+
+int rill__netout_marker(rill__netout *o, unsigned kind, int64_t ts)
+{
+    for (int i = 0; i < o->n_ch; i++) {
+        int rc = append(o, o->ch[i], NULL, 0, ts, kind);
+        if (rc)
+            return rc;
+    }
+    return RILL_OK;
 }
 
 int rill__subtask_flush(rill__subtask *st, int64_t now)

@@ -32,6 +32,13 @@ typedef struct rill__opdef {
     /* Tear down after the user's close hook; ok is 0 when the job is
      * failing or stopping (then nothing may be emitted). May be NULL. */
     int (*close)(rill_ctx *op, int ok);
+    /* The operator's input watermark advanced to wm (> op->wm). NULL: the
+     * default, rill__op_watermark_default (record it and forward it). */
+    int (*on_watermark)(rill_ctx *op, int64_t wm);
+    /* Periodic work at processing time now (timers, periodic watermarks,
+     * idleness); sets op->wake_at to when it wants to run next (INT64_MAX:
+     * never). Called when now >= op->wake_at. May be NULL. */
+    int (*on_tick)(rill_ctx *op, int64_t now);
 } rill__opdef;
 
 /* Records of one operator instance to the subtasks of one consumer. */
@@ -79,6 +86,10 @@ struct rill_ctx {
 
     /* Event time. */
     int64_t wm;          /* current watermark of the operator */
+    int64_t wake_at;     /* processing time of the next on_tick (INT64_MAX: none) */
+    int idle_out;        /* the operator told its outputs it is idle */
+    uint64_t idle_seen;  /* emits at the last idleness check */
+    int64_t idle_since;  /* processing time since when it emitted nothing */
     int input;           /* input slot of the record being processed */
     struct rill__wmtrack *track; /* input watermarks (head of a task, several inputs) */
 
@@ -119,7 +130,8 @@ struct rill__subtask {
     rill__gate *gate; /* NULL for a source task */
     rill__netout **outs;
     size_t n_outs;
-    int64_t flush_at; /* earliest pending buffer deadline */
+    int64_t flush_at; /* earliest pending buffer deadline (monotonic ms) */
+    int64_t tick_at;  /* earliest op->wake_at (processing time) */
     pthread_t thread;
     int started;
 };
@@ -196,6 +208,55 @@ static inline int rill__deliver(rill_ctx *op, const void *rec, size_t len, int64
 
 /* Network outputs (netout.c). */
 int rill__netout_push(rill__netout *o, const void *rec, size_t len, int64_t ts);
+/* Kinds of records in a buffer (rill__rechdr.reserved). */
+#define RILL__MARK_DATA 0u
+#define RILL__MARK_WATERMARK 1u /* ts: the watermark */
+#define RILL__MARK_IDLE 2u
+#define RILL__MARK_ACTIVE 3u
+/* Append a marker to every channel of o. */
+int rill__netout_marker(rill__netout *o, unsigned kind, int64_t ts);
+
+/* Event time (time.c). The operator's watermark advanced: run its
+ * on_watermark (or the default). Ignored when not above op->wm. */
+int rill__op_watermark(rill_ctx *op, int64_t wm);
+/* Default on_watermark: record wm as op->wm and forward it. */
+int rill__op_watermark_default(rill_ctx *op, int64_t wm);
+/* Send wm to every output of op (main and side outputs). */
+int rill__out_watermark(rill_ctx *op, int64_t wm);
+/* Send the idle (idle != 0) or active status to every output of op. */
+int rill__out_status(rill_ctx *op, int idle);
+/* Status arrived at op from its single chained input. */
+int rill__op_status(rill_ctx *op, int idle);
+/* Ask for op's on_tick at processing time at (keeps the earlier). */
+void rill__op_wake(rill_ctx *op, int64_t at);
+/* Idleness of an operator with an idle timeout (sources, assigners): call
+ * from its tick; marks its outputs idle after timeout ms without an emit
+ * and asks for the next check. */
+int rill__idle_check(rill_ctx *op, int64_t now);
+/* Run on_tick of every operator of st that is due at processing time now. */
+int rill__subtask_tick(rill__subtask *st, int64_t now);
+
+/* Input watermarks of a task head with n inputs (channels, or edges under a
+ * harness): the minimum over active inputs, never going backwards. */
+typedef struct rill__wmtrack {
+    int n;
+    int n_idle;
+    int64_t out; /* last watermark given to the operator */
+    int64_t *wm;
+    unsigned char *idle;
+    unsigned char *aligned;
+} rill__wmtrack;
+rill__wmtrack *rill__wmtrack_new(int n);
+void rill__wmtrack_free(rill__wmtrack *t);
+/* Input i carried watermark wm / went idle / became active / ended. Each
+ * passes what follows on to op (watermark, status). */
+int rill__wmtrack_watermark(rill__wmtrack *t, rill_ctx *op, int i, int64_t wm);
+int rill__wmtrack_status(rill__wmtrack *t, rill_ctx *op, int i, int idle);
+int rill__wmtrack_end(rill__wmtrack *t, rill_ctx *op, int i);
+
+/* Keyed operators: set op's current key from record rec of input edge e
+ * (computing it with the edge's key function or bytes). */
+int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len);
 /* Send every partly filled buffer whose deadline is <= now (INT64_MAX: all). */
 int rill__subtask_flush(rill__subtask *st, int64_t now);
 /* Send END on every output channel of the subtask. */

@@ -1,0 +1,312 @@
+/* process.c - process functions (one and two inputs, keyed or not), their
+ * timers and side outputs, timestamp assigners and harness inputs. */
+#include <string.h>
+
+#include "ops/op.h"
+#include "runtime/timers.h"
+#include "state/state.h"
+#include "util/alloc.h"
+
+/* ---- timers ----------------------------------------------------------- */
+
+static int fire(rill_ctx *op, int domain, int64_t limit)
+{
+    rill__timers *t = op->timers[domain];
+    int64_t ts;
+    uint16_t kg;
+    const void *key;
+    size_t kl;
+    while (t && rill__timers_pop(t, limit, &ts, &kg, &key, &kl)) {
+        if (!op->node->on_timer)
+            continue;
+        if (kl > op->keycap) {
+            char *nb = rill__realloc(op->keybuf, kl);
+            if (!nb) {
+                rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name,
+                               "operator '%s': out of memory for a timer's key", op->node->name);
+                return RILL_ENOMEM;
+            }
+            op->keybuf = nb;
+            op->keycap = kl;
+        }
+        if (kl)
+            memcpy(op->keybuf, key, kl);
+        op->key = op->keybuf;
+        op->key_len = kl;
+        op->kg = kg;
+        op->ts = domain == RILL_EVENT_TIME ? ts : RILL_TS_MIN;
+        op->in_timer = 1;
+        int rc = op->node->on_timer(op, ts, domain, op->ud);
+        op->in_timer = 0;
+        if (rc)
+            return rill__user_fail(op, "timer function", rc);
+        if (rill__stopping(op))
+            return RILL_ECANCELED;
+    }
+    return RILL_OK;
+}
+
+static int process_open(rill_ctx *op)
+{
+    if (op->keyed) {
+        for (int d = 0; d < 2; d++)
+            if (!(op->timers[d] = rill__timers_new()))
+                return RILL_ENOMEM;
+    }
+    return RILL_OK;
+}
+
+static int process_close(rill_ctx *op, int ok)
+{
+    (void)ok;
+    for (int d = 0; d < 2; d++) {
+        rill__timers_free(op->timers[d]);
+        op->timers[d] = NULL;
+    }
+    return RILL_OK;
+}
+
+static int process_watermark(rill_ctx *op, int64_t wm)
+{
+    op->wm = wm;
+    int rc = fire(op, RILL_EVENT_TIME, wm);
+    return rc ? rc : rill__out_watermark(op, wm);
+}
+
+static int process_tick(rill_ctx *op, int64_t now)
+{
+    int rc = fire(op, RILL_PROCESSING_TIME, now);
+    if (rc)
+        return rc;
+    if (op->timers[RILL_PROCESSING_TIME])
+        rill__op_wake(op, rill__timers_next(op->timers[RILL_PROCESSING_TIME]));
+    if (op->kv) {
+        if ((rc = rill__state_maintain(op, now)))
+            return rc;
+        rill__op_wake(op, now + 1000);
+    }
+    return RILL_OK;
+}
+
+/* Run fn on one record; the broadcast side has no current key. */
+static int call(rill_ctx *op, rill_process_fn fn, const void *rec, size_t len, const char *what)
+{
+    int bc = op->node->bc_input && op->input == 1;
+    int keyed = op->keyed;
+    if (bc) {
+        op->bc_side = 1;
+        op->keyed = 0;
+    }
+    int rc = fn(op, rec, len, op->ud);
+    op->bc_side = 0;
+    op->keyed = keyed;
+    return rc ? rill__user_fail(op, what, rc) : RILL_OK;
+}
+
+static int process_process(rill_ctx *op, const void *rec, size_t len)
+{
+    return call(op, op->fn.process, rec, len, "process function");
+}
+
+static int co_process_process(rill_ctx *op, const void *rec, size_t len)
+{
+    if (op->input == 1)
+        return call(op, op->node->fn2, rec, len, "process function of input 2");
+    return call(op, op->fn.process, rec, len, "process function of input 1");
+}
+
+static int co_map_process(rill_ctx *op, const void *rec, size_t len)
+{
+    uint64_t before = op->emits;
+    int rc = co_process_process(op, rec, len);
+    if (rc)
+        return rc;
+    uint64_t n = op->emits - before;
+    if (n != 1) {
+        if (rill__stopping(op))
+            return RILL_ECANCELED;
+        rill__job_fail(op->st->job, RILL_EUSER, op->node->name,
+                       "co_map '%s' emitted %llu records for one input; a co_map emits exactly "
+                       "one (use co_flat_map for 0..n)",
+                       op->node->name, (unsigned long long)n);
+        return RILL_EUSER;
+    }
+    return RILL_OK;
+}
+
+const rill__opdef rill__op_process = {"process", 0, 0, process_open, process_process, NULL,
+                                      process_close, process_watermark, process_tick};
+const rill__opdef rill__op_co_process = {"co_process", 0, 0, process_open, co_process_process,
+                                         NULL, process_close, process_watermark, process_tick};
+const rill__opdef rill__op_co_map = {"co_map", 0, 0, process_open, co_map_process, NULL,
+                                     process_close, process_watermark, process_tick};
+
+/* ---- timestamp assigners ---------------------------------------------- */
+
+typedef struct assigner {
+    int64_t max_ts;
+} assigner;
+
+static int assign_open(rill_ctx *op)
+{
+    assigner *a = rill__calloc(1, sizeof *a);
+    if (!a)
+        return RILL_ENOMEM;
+    a->max_ts = RILL_TS_MIN;
+    op->priv = a;
+    int64_t now = rill__proc_now(op);
+    op->idle_since = now;
+    rill__op_wake(op, now + op->st->job->wm_interval);
+    if (op->node->idle_timeout)
+        rill__op_wake(op, now + op->node->idle_timeout);
+    return RILL_OK;
+}
+
+static int assign_close(rill_ctx *op, int ok)
+{
+    (void)ok;
+    rill__free(op->priv);
+    op->priv = NULL;
+    return RILL_OK;
+}
+
+static int assign_process(rill_ctx *op, const void *rec, size_t len)
+{
+    assigner *a = op->priv;
+    const rill__node *n = op->node;
+    int64_t ts = n->ts_fn ? n->ts_fn(rec, len, op->ts, op->ud) : op->ts;
+    int rc;
+    if (op->idle_out && (rc = rill__out_status(op, 0)))
+        return rc;
+    if ((rc = rill__emit(op, rec, len, ts)))
+        return rc;
+    if (ts > a->max_ts)
+        a->max_ts = ts;
+    if (n->wm_fn) {
+        int64_t w = n->wm_fn(rec, len, ts, op->ud);
+        if (w > op->wm) {
+            op->wm = w;
+            return rill__out_watermark(op, w);
+        }
+    }
+    return RILL_OK;
+}
+
+/* Watermarks from upstream are replaced by the assigner's, but the final
+ * one still ends event time downstream. */
+static int assign_watermark(rill_ctx *op, int64_t wm)
+{
+    if (wm != RILL_TS_MAX)
+        return RILL_OK;
+    op->wm = wm;
+    return rill__out_watermark(op, wm);
+}
+
+static int assign_tick(rill_ctx *op, int64_t now)
+{
+    assigner *a = op->priv;
+    const rill__node *n = op->node;
+    if (!n->wm_fn && a->max_ts != RILL_TS_MIN && op->wm != RILL_TS_MAX) {
+        int64_t w = a->max_ts - n->ooo;
+        w = w == RILL_TS_MIN ? w : w - 1;
+        if (w > op->wm) {
+            op->wm = w;
+            int rc = rill__out_watermark(op, w);
+            if (rc)
+                return rc;
+        }
+    }
+    rill__op_wake(op, now + op->st->job->wm_interval);
+    return rill__idle_check(op, now);
+}
+
+const rill__opdef rill__op_assign = {"timestamps", 0, 0, assign_open, assign_process, NULL,
+                                     assign_close, assign_watermark, assign_tick};
+
+/* ---- harness inputs ---------------------------------------------------- */
+
+static int harness_input_step(rill_ctx *op)
+{
+    rill__job_fail(op->st->job, RILL_EINVAL, op->node->name,
+                   "'%s' is a harness input: it runs only in a test harness", op->node->name);
+    return RILL_EINVAL;
+}
+
+const rill__opdef rill__op_harness_input = {"harness_input", 1, 0, NULL, NULL,
+                                            harness_input_step, NULL, NULL, NULL};
+
+/* ---- public calls --------------------------------------------------------- */
+
+RILL_API int rill_timer_register(rill_ctx *ctx, int domain, int64_t ts)
+{
+    if (!ctx || (domain != RILL_EVENT_TIME && domain != RILL_PROCESSING_TIME))
+        return RILL_EINVAL;
+    if (!ctx->keyed || !ctx->timers[domain]) {
+        rill_ctx_set_error(ctx, "operator '%s' is not keyed: timers need a keyed stream "
+                                "(rill_key_by)", ctx->node->name);
+        return RILL_EINVAL;
+    }
+    int rc = rill__timers_add(ctx->timers[domain], ts, ctx->kg, ctx->key, ctx->key_len);
+    if (rc < 0)
+        return rc;
+    if (domain == RILL_PROCESSING_TIME)
+        rill__op_wake(ctx, ts);
+    return RILL_OK;
+}
+
+RILL_API int rill_timer_delete(rill_ctx *ctx, int domain, int64_t ts)
+{
+    if (!ctx || (domain != RILL_EVENT_TIME && domain != RILL_PROCESSING_TIME))
+        return RILL_EINVAL;
+    if (!ctx->keyed || !ctx->timers[domain])
+        return RILL_EINVAL;
+    rill__timers_del(ctx->timers[domain], ts, ctx->key, ctx->key_len);
+    return RILL_OK;
+}
+
+RILL_API int rill_ctx_key(const rill_ctx *ctx, const void **key, size_t *len)
+{
+    if (!ctx || !key || !len || !ctx->keyed)
+        return RILL_EINVAL;
+    *key = ctx->key;
+    *len = ctx->key_len;
+    return RILL_OK;
+}
+
+RILL_API int rill_ctx_input(const rill_ctx *ctx) { return ctx ? ctx->input : 0; }
+
+RILL_API int64_t rill_ctx_watermark(const rill_ctx *ctx) { return ctx ? ctx->wm : RILL_TS_MIN; }
+
+RILL_API int64_t rill_ctx_processing_time(const rill_ctx *ctx)
+{
+    return ctx ? rill__proc_now(ctx) : 0;
+}
+
+RILL_API int rill_emit_watermark(rill_ctx *ctx, int64_t wm)
+{
+    if (!ctx || !ctx->node->def->is_source)
+        return RILL_EINVAL;
+    if (rill__stopping(ctx))
+        return RILL_ECANCELED;
+    return rill__op_watermark(ctx, wm);
+}
+
+RILL_API int rill_emit_side(rill_ctx *ctx, const char *tag, const void *rec, size_t len)
+{
+    if (!ctx || !tag || (!rec && len) || ctx->node->is_sink)
+        return RILL_EINVAL;
+    if (rill__stopping(ctx))
+        return RILL_ECANCELED;
+    for (size_t s = 0; s < ctx->n_side; s++) {
+        if (strcmp(ctx->side[s].tag, tag) != 0)
+            continue;
+        for (size_t i = 0; i < ctx->side[s].n_out; i++) {
+            const rill__out *o = &ctx->side[s].out[i];
+            int rc = o->next ? rill__deliver(o->next, rec, len, ctx->ts)
+                             : rill__netout_push(o->net, rec, len, ctx->ts);
+            if (rc)
+                return rill__stopping(ctx) ? RILL_ECANCELED : rc;
+        }
+    }
+    return RILL_OK;
+}

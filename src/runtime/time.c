@@ -1,0 +1,251 @@
+/* time.c - event time in the runtime: watermarks and idleness through
+ * operators and outputs, input watermark tracking, ticks, current keys. */
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "runtime/task.h"
+#include "util/alloc.h"
+
+static int each_out(rill_ctx *op, int (*chained)(rill_ctx *, int64_t),
+                    unsigned kind, int64_t v)
+{
+    for (size_t i = 0; i < op->n_out; i++) {
+        const rill__out *o = &op->out[i];
+        int rc = o->next ? chained(o->next, v) : rill__netout_marker(o->net, kind, v);
+        if (rc)
+            return rc;
+    }
+    for (size_t s = 0; s < op->n_side; s++)
+        for (size_t i = 0; i < op->side[s].n_out; i++) {
+            const rill__out *o = &op->side[s].out[i];
+            int rc = o->next ? chained(o->next, v) : rill__netout_marker(o->net, kind, v);
+            if (rc)
+                return rc;
+        }
+    return RILL_OK;
+}
+
+int rill__out_watermark(rill_ctx *op, int64_t wm)
+{
+    return each_out(op, rill__op_watermark, RILL__MARK_WATERMARK, wm);
+}
+
+static int status_chained(rill_ctx *next, int64_t idle)
+{
+    return rill__op_status(next, (int)idle);
+}
+
+int rill__out_status(rill_ctx *op, int idle)
+{
+    if (op->idle_out == idle)
+        return RILL_OK;
+    op->idle_out = idle;
+    return each_out(op, status_chained, idle ? RILL__MARK_IDLE : RILL__MARK_ACTIVE, idle);
+}
+
+int rill__op_status(rill_ctx *op, int idle)
+{
+    return rill__out_status(op, idle);
+}
+
+int rill__op_watermark_default(rill_ctx *op, int64_t wm)
+{
+    op->wm = wm;
+    return rill__out_watermark(op, wm);
+}
+
+int rill__op_watermark(rill_ctx *op, int64_t wm)
+{
+    if (wm <= op->wm)
+        return RILL_OK;
+    const rill__opdef *d = op->node->def;
+    return d->on_watermark ? d->on_watermark(op, wm) : rill__op_watermark_default(op, wm);
+}
+
+void rill__op_wake(rill_ctx *op, int64_t at)
+{
+    if (at < op->wake_at)
+        op->wake_at = at;
+    if (op->st && at < op->st->tick_at)
+        op->st->tick_at = at;
+}
+
+int rill__idle_check(rill_ctx *op, int64_t now)
+{
+    int64_t timeout = op->node->idle_timeout;
+    if (!timeout)
+        return RILL_OK;
+    if (op->emits != op->idle_seen) {
+        op->idle_seen = op->emits;
+        op->idle_since = now;
+    } else if (now - op->idle_since >= timeout && !op->idle_out) {
+        int rc = rill__out_status(op, 1);
+        if (rc)
+            return rc;
+    }
+    int64_t at = op->idle_since + timeout;
+    rill__op_wake(op, at > now ? at : now + timeout);
+    return RILL_OK;
+}
+
+int rill__subtask_tick(rill__subtask *st, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < st->n_ops; i++) {
+        rill_ctx *op = st->ops[i];
+        const rill__opdef *d = op->node->def;
+        if (op->wake_at > now)
+            continue;
+        op->wake_at = INT64_MAX;
+        int rc = d->on_tick ? d->on_tick(op, now)
+                 : d->is_source ? rill__idle_check(op, now) : RILL_OK;
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < st->n_ops; i++)
+        if (st->ops[i]->wake_at < next)
+            next = st->ops[i]->wake_at;
+    st->tick_at = next;
+    return RILL_OK;
+}
+
+/* ---- input watermark tracking ------------------------------------------ */
+
+rill__wmtrack *rill__wmtrack_new(int n)
+{
+    rill__wmtrack *t = rill__calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->n = n;
+    t->out = RILL_TS_MIN;
+    t->wm = rill__malloc(sizeof *t->wm * (size_t)(n ? n : 1));
+    t->idle = rill__calloc((size_t)(n ? n : 1), 1);
+    t->aligned = rill__malloc((size_t)(n ? n : 1));
+    if (!t->wm || !t->idle || !t->aligned) {
+        rill__wmtrack_free(t);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        t->wm[i] = RILL_TS_MIN;
+        t->aligned[i] = 1;
+    }
+    return t;
+}
+
+void rill__wmtrack_free(rill__wmtrack *t)
+{
+    if (!t)
+        return;
+    rill__free(t->wm);
+    rill__free(t->idle);
+    rill__free(t->aligned);
+    rill__free(t);
+}
+
+/* Give op the minimum over active, aligned inputs when it advanced. */
+static int advance(rill__wmtrack *t, rill_ctx *op)
+{
+    int64_t min = INT64_MAX;
+    int any = 0;
+    for (int i = 0; i < t->n; i++)
+        if (!t->idle[i] && t->aligned[i]) {
+            any = 1;
+            if (t->wm[i] < min)
+                min = t->wm[i];
+        }
+    if (!any || min <= t->out)
+        return RILL_OK;
+    t->out = min;
+    return rill__op_watermark(op, min);
+}
+
+static int activate(rill__wmtrack *t, rill_ctx *op, int i)
+{
+    if (!t->idle[i])
+        return RILL_OK;
+    t->idle[i] = 0;
+    t->aligned[i] = t->wm[i] >= t->out;
+    if (t->n_idle-- == t->n)
+        return rill__op_status(op, 0);
+    return RILL_OK;
+}
+
+int rill__wmtrack_watermark(rill__wmtrack *t, rill_ctx *op, int i, int64_t wm)
+{
+    int rc = activate(t, op, i);
+    if (rc)
+        return rc;
+    if (wm > t->wm[i])
+        t->wm[i] = wm;
+    if (!t->aligned[i] && t->wm[i] >= t->out)
+        t->aligned[i] = 1;
+    return advance(t, op);
+}
+
+int rill__wmtrack_status(rill__wmtrack *t, rill_ctx *op, int i, int idle)
+{
+    if (!idle)
+        return activate(t, op, i);
+    if (t->idle[i])
+        return RILL_OK;
+    t->idle[i] = 1;
+    if (++t->n_idle == t->n)
+        return rill__op_status(op, 1);
+    return advance(t, op);
+}
+
+int rill__wmtrack_end(rill__wmtrack *t, rill_ctx *op, int i)
+{
+    return rill__wmtrack_watermark(t, op, i, RILL_TS_MAX);
+}
+
+/* ---- current keys --------------------------------------------------- */
+
+int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len)
+{
+    const char *name = op->node->name;
+    rill__job *job = op->st->job;
+    if (!pt->key_fn) {
+        if (len < pt->key_off + pt->key_len) {
+            rill__job_fail(job, RILL_EINVAL, name,
+                           "operator '%s': record of %zu bytes has no key bytes [%zu, %zu)",
+                           name, len, pt->key_off, pt->key_off + pt->key_len);
+            return RILL_EINVAL;
+        }
+        op->key = (const char *)rec + pt->key_off;
+        op->key_len = pt->key_len;
+    } else {
+        for (;;) {
+            size_t kl = op->keycap;
+            int rc = pt->key_fn(rec, len, op->keybuf, &kl, pt->key_ud);
+            if (rc) {
+                rill__job_fail(job, RILL_EUSER, name,
+                               "operator '%s': key function returned %d", name, rc);
+                return RILL_EUSER;
+            }
+            if (kl <= op->keycap) {
+                op->key = op->keybuf;
+                op->key_len = kl;
+                break;
+            }
+            if (kl > RILL_KEY_MAX) {
+                rill__job_fail(job, RILL_EINVAL, name,
+                               "operator '%s': key of %zu bytes exceeds %zu", name, kl,
+                               (size_t)RILL_KEY_MAX);
+                return RILL_EINVAL;
+            }
+            char *nb = rill__realloc(op->keybuf, kl);
+            if (!nb) {
+                rill__job_fail(job, RILL_ENOMEM, name, "operator '%s': out of memory for a key",
+                               name);
+                return RILL_ENOMEM;
+            }
+            op->keybuf = nb;
+            op->keycap = kl;
+        }
+    }
+    op->kg = (uint16_t)(XXH3_64bits(op->key, op->key_len) % (uint64_t)job->max_parallelism);
+    return RILL_OK;
+}
