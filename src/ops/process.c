@@ -307,6 +307,9 @@ RILL_API int rill_emit_side(rill_ctx *ctx, const char *tag, const void *rec, siz
             if (rc)
                 return rill__stopping(ctx) ? RILL_ECANCELED : rc;
         }
+        return RILL_OK;
     }
+    if (ctx->st && ctx->st->job->harness)
+        return rill__capture_side(ctx, tag, rec, len);
     return RILL_OK;
 }

@@ -9,6 +9,8 @@
 
 static int sink_process(rill_ctx *op, const void *rec, size_t len)
 {
+    if (op->capture && rill__capture(op, rec, len))
+        return RILL_ENOMEM;
     int rc = op->fn.process(op, rec, len, op->ud);
     return rc ? rill__user_fail(op, "sink function", rc) : RILL_OK;
 }
@@ -114,6 +116,8 @@ static int print_open(rill_ctx *op)
 
 static int print_process(rill_ctx *op, const void *rec, size_t len)
 {
+    if (op->capture && rill__capture(op, rec, len))
+        return RILL_ENOMEM;
     return line_process(op, rec, len, op->parallelism > 1);
 }
 
@@ -142,6 +146,8 @@ static int file_sink_open(rill_ctx *op)
 
 static int file_sink_process(rill_ctx *op, const void *rec, size_t len)
 {
+    if (op->capture && rill__capture(op, rec, len))
+        return RILL_ENOMEM;
     return line_process(op, rec, len, 0);
 }
 

@@ -70,6 +70,7 @@ struct rill__gate {
     int n_ended; /* consumer side only */
     size_t buf_size;
     int capacity;
+    int unbounded; /* harness: a full channel grows instead of blocking */
     const atomic_int *stopping;
 };
 

@@ -114,20 +114,70 @@ static int run_source(rill__subtask *st)
     }
 }
 
-static int run_consumer(rill__subtask *st)
+int rill__subtask_consume(rill__subtask *st, const rill__event *ev, rill__chan *from)
 {
     rill__gate *g = st->gate;
     rill_ctx *h = st->ops[0];
-    int (*process)(rill_ctx *, const void *, size_t) = h->node->def->process;
-    rill__buf *done = NULL;
-    rill__chan *done_ch = NULL;
-    int rc = RILL_OK;
     rill__wmtrack *track = h->track;
+    int rc = RILL_OK;
+    if (ev->kind == RILL__EV_END) {
+        g->n_ended++;
+        return rill__wmtrack_end(track, h, from->idx);
+    }
+    rill__buf *b = ev->buf;
+    st->held = b;
+    st->held_ch = from;
+    int (*process)(rill_ctx *, const void *, size_t) = h->node->def->process;
+    const rill__edge *edge = &h->node->in[from->input];
+    h->input = edge->slot;
+    int keyed = h->keyed && !(h->node->bc_input && edge->slot == 1);
+    if (track->idle[from->idx] && (rc = rill__wmtrack_status(track, h, from->idx, 0)))
+        return rc;
+    const char *p = RILL__BUF_DATA(b);
+    for (size_t i = 0; i < b->nrec; i++) {
+        rill__rechdr hd;
+        memcpy(&hd, p, sizeof hd);
+        if (__builtin_expect(hd.reserved != RILL__MARK_DATA, 0)) {
+            rc = hd.reserved == RILL__MARK_WATERMARK
+                     ? rill__wmtrack_watermark(track, h, from->idx, hd.ts)
+                     : rill__wmtrack_status(track, h, from->idx, hd.reserved == RILL__MARK_IDLE);
+        } else {
+            h->ts = hd.ts;
+            if (keyed)
+                rc = rill__op_key_from(h, &edge->part, p + sizeof hd, hd.len);
+            if (!rc)
+                rc = process(h, p + sizeof hd, hd.len);
+        }
+        if (rc)
+            return rc;
+        p += RILL__REC_SPACE(hd.len);
+    }
+    return RILL_OK;
+}
+
+void rill__subtask_release(rill__subtask *st)
+{
+    if (st->held) {
+        /* Give the last buffer back to its channel. */
+        rill__gate *g = st->gate;
+        pthread_mutex_lock(&g->mu);
+        st->held->next = st->held_ch->free_bufs;
+        st->held_ch->free_bufs = st->held;
+        pthread_mutex_unlock(&g->mu);
+        st->held = NULL;
+    }
+}
+
+static int run_consumer(rill__subtask *st)
+{
+    rill__gate *g = st->gate;
+    int rc = RILL_OK;
     while (g->n_ended < g->n_ch) {
         rill__event ev;
         rill__chan *from;
-        int got = rill__gate_next(g, &ev, &from, next_deadline(st), done, done_ch);
-        done = NULL;
+        rill__buf *done = st->held;
+        st->held = NULL;
+        int got = rill__gate_next(g, &ev, &from, next_deadline(st), done, st->held_ch);
         if (got < 0)
             return got;
         if (got == 0) {
@@ -135,54 +185,16 @@ static int run_consumer(rill__subtask *st)
                 return rc;
             continue;
         }
-        if (ev.kind == RILL__EV_END) {
-            g->n_ended++;
-            if ((rc = rill__wmtrack_end(track, h, from->idx)))
-                break;
-            continue;
-        }
-        rill__buf *b = ev.buf;
-        done = b;
-        done_ch = from;
-        const rill__edge *edge = &h->node->in[from->input];
-        h->input = edge->slot;
-        int keyed = h->keyed && !(h->node->bc_input && edge->slot == 1);
-        if (track->idle[from->idx] && (rc = rill__wmtrack_status(track, h, from->idx, 0)))
+        if ((rc = rill__subtask_consume(st, &ev, from)))
             break;
-        const char *p = RILL__BUF_DATA(b);
-        for (size_t i = 0; i < b->nrec; i++) {
-            rill__rechdr hd;
-            memcpy(&hd, p, sizeof hd);
-            if (__builtin_expect(hd.reserved != RILL__MARK_DATA, 0)) {
-                rc = hd.reserved == RILL__MARK_WATERMARK
-                         ? rill__wmtrack_watermark(track, h, from->idx, hd.ts)
-                         : rill__wmtrack_status(track, h, from->idx,
-                                                hd.reserved == RILL__MARK_IDLE);
-            } else {
-                h->ts = hd.ts;
-                if (keyed)
-                    rc = rill__op_key_from(h, &edge->part, p + sizeof hd, hd.len);
-                if (!rc)
-                    rc = process(h, p + sizeof hd, hd.len);
-            }
-            if (rc)
-                break;
-            p += RILL__REC_SPACE(hd.len);
-        }
-        if (!rc && stopping_now(st))
+        if (stopping_now(st)) {
             rc = RILL_ECANCELED;
-        if (rc)
             break;
+        }
         if ((st->flush_at != INT64_MAX || st->tick_at != INT64_MAX) && (rc = due_work(st)))
             break;
     }
-    if (done) {
-        /* Give the last buffer back to its channel. */
-        pthread_mutex_lock(&g->mu);
-        done->next = done_ch->free_bufs;
-        done_ch->free_bufs = done;
-        pthread_mutex_unlock(&g->mu);
-    }
+    rill__subtask_release(st);
     return rc;
 }
 
@@ -205,7 +217,7 @@ static int open_state(rill_ctx *op)
     return rc;
 }
 
-static int open_ops(rill__subtask *st)
+int rill__subtask_open(rill__subtask *st)
 {
     /* Downstream first, so that an open hook may already emit. */
     for (size_t k = st->n_ops; k-- > 0;) {
@@ -233,7 +245,7 @@ static int open_ops(rill__subtask *st)
 }
 
 /* Close head first: a close hook may emit to operators that are still open. */
-static int close_ops(rill__subtask *st, int ok)
+int rill__subtask_close(rill__subtask *st, int ok)
 {
     int result = RILL_OK;
     for (size_t k = 0; k < st->n_ops; k++) {
@@ -282,13 +294,13 @@ static void *subtask_main(void *arg)
 {
     rill__subtask *st = arg;
     rill__job *job = st->job;
-    int rc = open_ops(st);
+    int rc = rill__subtask_open(st);
     if (!rc)
         rc = st->gate ? run_consumer(st) : run_source(st);
     if (!rc)
-        rc = close_ops(st, 1);
+        rc = rill__subtask_close(st, 1);
     else
-        close_ops(st, 0);
+        rill__subtask_close(st, 0);
     if (!rc)
         rc = rill__subtask_end_outputs(st);
     if (rc && rc != RILL_ECANCELED) {

@@ -106,6 +106,8 @@ struct rill_ctx {
     int in_timer;   /* inside on_timer */
     int bc_side;    /* inside the broadcast side's callback */
 
+    void *capture; /* harness: records and watermarks reaching a sink are kept */
+
     /* State (state/state.h). */
     rill_state **states;
     size_t n_states;
@@ -134,6 +136,8 @@ struct rill__subtask {
     int64_t tick_at;  /* earliest op->wake_at (processing time) */
     pthread_t thread;
     int started;
+    rill__buf *held; /* buffer being consumed, given back to held_ch after */
+    rill__chan *held_ch;
 };
 
 struct rill_job {
@@ -261,6 +265,21 @@ int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_
 int rill__subtask_flush(rill__subtask *st, int64_t now);
 /* Send END on every output channel of the subtask. */
 int rill__subtask_end_outputs(rill__subtask *st);
+
+/* Subtask steps (job.c), also used by the harness: open the operators
+ * (downstream first), handle one gate event, give back the held buffer,
+ * close the operators (head first; ok 0 when failing or stopping). */
+int rill__subtask_open(rill__subtask *st);
+int rill__subtask_consume(rill__subtask *st, const rill__event *ev, rill__chan *from);
+void rill__subtask_release(rill__subtask *st);
+int rill__subtask_close(rill__subtask *st, int ok);
+
+/* Harness (harness.c): keep a record / watermark reaching op->capture. */
+int rill__capture(rill_ctx *op, const void *rec, size_t len);
+int rill__capture_watermark(rill_ctx *op, int64_t wm);
+/* Harness: a side output record of the operator under test that no stream
+ * consumes. */
+int rill__capture_side(rill_ctx *op, const char *tag, const void *rec, size_t len);
 
 /* Launch the threads of a built job (job.c). */
 int rill__job_launch(rill__job *job);

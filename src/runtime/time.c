@@ -53,6 +53,8 @@ int rill__op_status(rill_ctx *op, int idle)
 int rill__op_watermark_default(rill_ctx *op, int64_t wm)
 {
     op->wm = wm;
+    if (op->capture && rill__capture_watermark(op, wm))
+        return RILL_ENOMEM;
     return rill__out_watermark(op, wm);
 }
 
