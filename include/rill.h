@@ -723,7 +723,8 @@ RILL_API size_t rill_harness_count(const rill_harness *h, const char *output);
  *  the end or for an unknown output. */
 RILL_API int rill_harness_output(const rill_harness *h, const char *output,
                                  size_t i, rill_record *rec);
-/** Drop what was read so far from every output. */
+/** Drop every item of every output (pointers from rill_harness_output
+ *  become invalid). */
 RILL_API void rill_harness_clear(rill_harness *h);
 /** Keyed state name of the operator under test (or, for a whole graph,
  *  the operator with uid op_uid: pass "uid/name"), with key as the current

@@ -137,8 +137,8 @@ RILL_API rill_stream *rill_co_flat_map(rill_stream *a, rill_stream *b, const cha
                                        rill_process_fn fn1, rill_process_fn fn2,
                                        void *user_data)
 {
-    return two_input(a, b, &rill__op_co_process, name, fn1, fn2, NULL, user_data,
-                     "co_flat_map");
+    return two_input(a, b, &rill__op_co_process, name ? name : "co_flat_map", fn1, fn2, NULL,
+                     user_data, "co_flat_map");
 }
 
 RILL_API rill_stream *rill_co_process(rill_stream *a, rill_stream *b, const char *name,
@@ -153,8 +153,8 @@ RILL_API rill_stream *rill_connect_broadcast(rill_stream *s, rill_stream *bc, co
                                              rill_process_fn fn, rill_process_fn bc_fn,
                                              rill_timer_fn on_timer, void *user_data)
 {
-    rill_stream *r = two_input(s, bc, &rill__op_co_process, name, fn, bc_fn, on_timer,
-                               user_data, "connect_broadcast");
+    rill_stream *r = two_input(s, bc, &rill__op_co_process, name ? name : "broadcast_process",
+                               fn, bc_fn, on_timer, user_data, "connect_broadcast");
     if (!r)
         return NULL;
     rill__node *n = r->node;

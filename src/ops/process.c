@@ -50,8 +50,11 @@ static int process_open(rill_ctx *op)
 {
     if (op->keyed) {
         for (int d = 0; d < 2; d++)
-            if (!(op->timers[d] = rill__timers_new()))
+            if (!(op->timers[d] = rill__timers_new())) {
+                rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name,
+                               "operator '%s': out of memory for timers", op->node->name);
                 return RILL_ENOMEM;
+            }
     }
     return RILL_OK;
 }
@@ -80,11 +83,6 @@ static int process_tick(rill_ctx *op, int64_t now)
         return rc;
     if (op->timers[RILL_PROCESSING_TIME])
         rill__op_wake(op, rill__timers_next(op->timers[RILL_PROCESSING_TIME]));
-    if (op->kv) {
-        if ((rc = rill__state_maintain(op, now)))
-            return rc;
-        rill__op_wake(op, now + 1000);
-    }
     return RILL_OK;
 }
 
@@ -258,8 +256,11 @@ RILL_API int rill_timer_delete(rill_ctx *ctx, int domain, int64_t ts)
 {
     if (!ctx || (domain != RILL_EVENT_TIME && domain != RILL_PROCESSING_TIME))
         return RILL_EINVAL;
-    if (!ctx->keyed || !ctx->timers[domain])
+    if (!ctx->keyed || !ctx->timers[domain]) {
+        rill_ctx_set_error(ctx, "operator '%s' is not keyed: timers need a keyed stream "
+                                "(rill_key_by)", ctx->node->name);
         return RILL_EINVAL;
+    }
     rill__timers_del(ctx->timers[domain], ts, ctx->key, ctx->key_len);
     return RILL_OK;
 }

@@ -13,8 +13,11 @@ typedef struct rolling {
 static int rolling_open(rill_ctx *op)
 {
     rolling *r = rill__calloc(1, sizeof *r);
-    if (!r)
+    if (!r || !(r->buf = rill__malloc(64))) {
+        rill__free(r);
         return RILL_ENOMEM;
+    }
+    r->cap = 64;
     op->priv = r;
     return RILL_OK;
 }

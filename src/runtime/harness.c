@@ -432,6 +432,10 @@ RILL_API int rill_harness_new(rill_harness **out, rill_env *env, rill_stream *op
         memcpy(env->msg, env->err_kept, sizeof env->msg);
         return env->err;
     }
+    if (atomic_load(&env->running))
+        return rill__env_error(env, RILL_ESTATE,
+                               "rill_harness_new: a job or harness of this environment is "
+                               "running");
     rill_harness *h = rill__calloc(1, sizeof *h);
     if (!h)
         return rill__env_error(env, RILL_ENOMEM, "out of memory");

@@ -211,6 +211,10 @@ static int open_state(rill_ctx *op)
     char err[RILL__ERRMSG_MAX];
     err[0] = 0;
     int rc = rill__state_open(op, dir, job->cache_bytes, err);
+    if (!rc && op->kv) {
+        op->maintain_at = rill__proc_now(op) + 1000;
+        rill__op_wake(op, op->maintain_at);
+    }
     if (rc)
         rill__job_fail(job, rc, op->node->name, "%s",
                        err[0] ? err : rill_strerror(rc));

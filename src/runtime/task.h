@@ -87,6 +87,7 @@ struct rill_ctx {
     /* Event time. */
     int64_t wm;          /* current watermark of the operator */
     int64_t wake_at;     /* processing time of the next on_tick (INT64_MAX: none) */
+    int64_t maintain_at; /* processing time of the next background state work */
     int idle_out;        /* the operator told its outputs it is idle */
     uint64_t idle_seen;  /* emits at the last idleness check */
     int64_t idle_since;  /* processing time since when it emitted nothing */

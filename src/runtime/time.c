@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include "runtime/task.h"
+#include "state/state.h"
 #include "util/alloc.h"
 
 static int each_out(rill_ctx *op, int (*chained)(rill_ctx *, int64_t),
@@ -103,8 +104,15 @@ int rill__subtask_tick(rill__subtask *st, int64_t now)
         op->wake_at = INT64_MAX;
         int rc = d->on_tick ? d->on_tick(op, now)
                  : d->is_source ? rill__idle_check(op, now) : RILL_OK;
+        if (!rc && op->kv && op->maintain_at <= now) {
+            /* Background state cleanup (TTL), about once a second. */
+            rc = rill__state_maintain(op, now);
+            op->maintain_at = now + 1000;
+        }
         if (rc)
             return rc;
+        if (op->kv)
+            rill__op_wake(op, op->maintain_at);
     }
     for (size_t i = 0; i < st->n_ops; i++)
         if (st->ops[i]->wake_at < next)
