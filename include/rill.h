@@ -490,8 +490,9 @@ RILL_API rill_stream *rill_process(rill_stream *s, const char *name,
                                    void *user_data);
 /** Register a timer for the current key at ts in domain. One timer per
  *  key and time: registering it again does nothing. A timer at or before
- *  the current watermark fires at the next watermark; a processing-time
- *  timer in the past fires at once (after the current callback).
+ *  the current watermark fires at the next watermark (registered from a
+ *  timer callback: in the same round of firing); a processing-time timer
+ *  in the past fires at once (after the current callback).
  *  RILL_EINVAL on a non-keyed operator or a bad domain. */
 RILL_API int rill_timer_register(rill_ctx *ctx, int domain, int64_t ts);
 /** Delete the current key's timer at ts; RILL_OK also when there is none. */

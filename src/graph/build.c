@@ -375,7 +375,7 @@ static rill_stream *partitioned(rill_stream *s, const rill__part *part, const ch
     if (!edges)
         return rill__oom(env);
     for (size_t i = 0; i < s->n_edges; i++) {
-        edges[i].from = s->edges[i].from;
+        edges[i] = s->edges[i]; /* keeps a side output's tag */
         edges[i].part = *part;
     }
     rill_stream *r = rill__stream_new(env, s->node, edges, s->n_edges);

@@ -154,9 +154,9 @@ static int assign_open(rill_ctx *op)
     op->priv = a;
     int64_t now = rill__proc_now(op);
     op->idle_since = now;
-    rill__op_wake(op, now + op->st->job->wm_interval);
+    rill__op_wake(op, rill__time_add(now, op->st->job->wm_interval));
     if (op->node->idle_timeout)
-        rill__op_wake(op, now + op->node->idle_timeout);
+        rill__op_wake(op, rill__time_add(now, op->node->idle_timeout));
     return RILL_OK;
 }
 
@@ -205,8 +205,8 @@ static int assign_tick(rill_ctx *op, int64_t now)
     assigner *a = op->priv;
     const rill__node *n = op->node;
     if (!n->wm_fn && a->max_ts != RILL_TS_MIN && op->wm != RILL_TS_MAX) {
-        int64_t w = a->max_ts - n->ooo;
-        w = w == RILL_TS_MIN ? w : w - 1;
+        /* max - ooo - 1, nothing when that is below the time range. */
+        int64_t w = rill__time_add(rill__time_add(a->max_ts, -n->ooo), -1);
         if (w > op->wm) {
             op->wm = w;
             int rc = rill__out_watermark(op, w);
@@ -214,7 +214,7 @@ static int assign_tick(rill_ctx *op, int64_t now)
                 return rc;
         }
     }
-    rill__op_wake(op, now + op->st->job->wm_interval);
+    rill__op_wake(op, rill__time_add(now, op->st->job->wm_interval));
     return rill__idle_check(op, now);
 }
 

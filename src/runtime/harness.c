@@ -538,7 +538,10 @@ RILL_API int rill_harness_push(rill_harness *h, int input, const void *rec, size
     if (!t) {
         rill_ctx *in = h->inputs[input];
         in->ts = ts;
-        return after(h, rill__emit(in, rec, len, ts));
+        rc = rill__emit(in, rec, len, ts);
+        if (!rc)
+            rc = rill__idle_resume(in);
+        return after(h, rc);
     }
     const rill__node *n = t->node;
     const rill__edge *e = NULL;

@@ -88,10 +88,10 @@ static int run_source(rill__subtask *st)
         if (stopping_now(st))
             return RILL_ECANCELED;
         int rc = step(h);
-        if (__builtin_expect(h->idle_out, 0) && h->emits != h->idle_seen &&
-            (rc < 0 || (rc = rill__out_status(h, 0)) == RILL_OK)) {
-            h->idle_seen = h->emits;
-            h->idle_since = rill__proc_now(h);
+        if (__builtin_expect(h->idle_out, 0) && rc >= 0) {
+            int rc2 = rill__idle_resume(h);
+            if (rc2)
+                return rc2;
         }
         if (rc == RILL_SOURCE_MORE) {
             if ((++n & 31) == 0 && (st->flush_at != INT64_MAX || st->tick_at != INT64_MAX) &&
@@ -239,7 +239,7 @@ int rill__subtask_open(rill__subtask *st)
         op->opened = 1;
         if (n->idle_timeout && n->def->is_source) {
             op->idle_since = rill__proc_now(op);
-            rill__op_wake(op, op->idle_since + n->idle_timeout);
+            rill__op_wake(op, rill__time_add(op->idle_since, n->idle_timeout));
         }
         if (n->open_hook && (rc = n->open_hook(op, n->ud)))
             return rill__user_fail(op, "open hook", rc);

@@ -238,6 +238,17 @@ void rill__op_wake(rill_ctx *op, int64_t at);
  * from its tick; marks its outputs idle after timeout ms without an emit
  * and asks for the next check. */
 int rill__idle_check(rill_ctx *op, int64_t now);
+/* An idle operator emitted again: tell its outputs it is active. */
+int rill__idle_resume(rill_ctx *op);
+/* t + d for times, saturating at the int64 limits. */
+static inline int64_t rill__time_add(int64_t t, int64_t d)
+{
+    if (d > 0 && t > INT64_MAX - d)
+        return INT64_MAX;
+    if (d < 0 && t < INT64_MIN - d)
+        return INT64_MIN;
+    return t + d;
+}
 /* Run on_tick of every operator of st that is due at processing time now. */
 int rill__subtask_tick(rill__subtask *st, int64_t now);
 

@@ -88,9 +88,18 @@ int rill__idle_check(rill_ctx *op, int64_t now)
         if (rc)
             return rc;
     }
-    int64_t at = op->idle_since + timeout;
-    rill__op_wake(op, at > now ? at : now + timeout);
+    int64_t at = rill__time_add(op->idle_since, timeout);
+    rill__op_wake(op, at > now ? at : rill__time_add(now, timeout));
     return RILL_OK;
+}
+
+int rill__idle_resume(rill_ctx *op)
+{
+    if (!op->idle_out || op->emits == op->idle_seen)
+        return RILL_OK;
+    op->idle_seen = op->emits;
+    op->idle_since = rill__proc_now(op);
+    return rill__out_status(op, 0);
 }
 
 int rill__subtask_tick(rill__subtask *st, int64_t now)

@@ -1,0 +1,142 @@
+/* kv_int.h - the insides of the keyed-state store, shared by kv.c (LMDB,
+ * spilling) and kvcache.c (the cache table, its slab and eviction). */
+#ifndef RILL_STATE_KV_INT_H
+#define RILL_STATE_KV_INT_H
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "state/kv.h"
+#include "util/error.h"
+
+/* Open addressing with linear probing; e == NULL marks an empty slot. */
+typedef struct rill__kvslot {
+    uint64_t h;
+    rill__kvent *e;
+} rill__kvslot;
+
+/* Entries up to RILL__KV_SLAB_MAX bytes come from per-size slabs (8-byte
+ * classes), larger ones from the allocator. */
+#define RILL__KV_SLAB_MAX 512
+#define RILL__KV_NCLASS (RILL__KV_SLAB_MAX / 8)
+/* Bookkeeping of the allocator for a large entry, counted in the budget. */
+#define RILL__KV_MALLOC_OVERHEAD 16
+
+typedef struct rill__kvclass {
+    void *free;          /* freed objects, linked through their first word */
+    unsigned char *cur;  /* bump region of the newest chunk */
+    unsigned char *end;
+    size_t next_chunk;   /* size of the next chunk */
+} rill__kvclass;
+
+struct rill__kv {
+    rill__kvhot hot; /* first: kv.h reads it through a cast */
+
+    /* Cache table. */
+    rill__kvslot *slots;
+    size_t cap; /* power of two */
+    size_t count;
+    size_t hand; /* CLOCK hand */
+    size_t scan; /* rill__kv_cache_scan position */
+    rill__kvclass cls[RILL__KV_NCLASS];
+    void *chunks; /* slab chunks, linked through their first word */
+
+    /* LMDB. */
+    MDB_env *env;
+    MDB_txn *rtxn;  /* read transaction kept between writes */
+    int rtxn_live;  /* rtxn is renewed (not reset) */
+    size_t n;       /* states */
+    MDB_dbi *dbi;
+    unsigned char *is_map;
+    unsigned char *used; /* the DBI may hold records */
+    char **names;
+    char *dir;
+    size_t map_size;
+    size_t maxkey;
+    unsigned char *kbuf; /* an LMDB key being built (maxkey bytes) */
+    unsigned char *tmp;  /* loading a map */
+    size_t tmpcap;
+    unsigned char **resume; /* rill__kv_db_scan: last LMDB key seen, per state */
+    size_t *resume_len;
+
+    uint64_t n_spills, n_flushes, n_grows, n_evictions, n_db_reads;
+    char err[RILL__ERRMSG_MAX];
+};
+
+static inline uint64_t rill__kvc_hash(unsigned sid, uint16_t kg, const void *key, size_t klen,
+                                      const void *ns, size_t nslen)
+{
+    uint64_t seed = (((uint64_t)sid << 16) | kg) * 0x9E3779B97F4A7C15ull;
+    uint64_t h = XXH3_64bits_withSeed(key, klen, seed);
+    if (nslen)
+        h = XXH3_64bits_withSeed(ns, nslen, h);
+    return h;
+}
+
+static inline uint64_t rill__kvc_hash_ent(rill__kvent *e)
+{
+    return rill__kvc_hash(e->sid, e->kg, rill__kvent_key(e), e->klen, rill__kvent_ns(e),
+                          e->nslen);
+}
+
+/* Bytes an entry takes in memory (accounted). */
+static inline size_t rill__kvc_size(const rill__kvent *e)
+{
+    size_t n = RILL__KV_VOFF(e->klen, e->nslen) + e->vcap;
+    return n <= RILL__KV_SLAB_MAX ? n : n + RILL__KV_MALLOC_OVERHEAD;
+}
+
+static inline int rill__kvc_same(const rill__kvent *e, unsigned sid, uint16_t kg,
+                                 const void *key, size_t klen, const void *ns, size_t nslen)
+{
+    return e->sid == sid && e->kg == kg && e->klen == klen && e->nslen == nslen &&
+           rill__kv_same_bytes(e + 1, key, klen) &&
+           (!nslen || rill__kv_same_bytes((const unsigned char *)(e + 1) + klen, ns, nslen));
+}
+
+/* The cached entry, or NULL. */
+static inline rill__kvent *rill__kvc_get(rill__kv *kv, uint64_t h, unsigned sid, uint16_t kg,
+                                         const void *key, size_t klen, const void *ns,
+                                         size_t nslen)
+{
+    size_t mask = kv->cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        const rill__kvslot *s = &kv->slots[i];
+        if (!s->e)
+            return NULL;
+        if (s->h == h && rill__kvc_same(s->e, sid, kg, key, klen, ns, nslen))
+            return s->e;
+    }
+}
+
+/* LMDB helpers of kv.c shared with kvscan.c. */
+/* Message naming the state (sid >= 0) and the directory; RILL_EIO (or
+ * RILL_ENOMEM for ENOMEM). */
+int rill__kvi_fail(rill__kv *kv, int sid, const char *what, int rc);
+int rill__kvi_nomem(rill__kv *kv, const char *what);
+/* Reset / renew the read transaction (writes and map growth need it
+ * reset). */
+void rill__kvi_pause(rill__kv *kv);
+int rill__kvi_resume(rill__kv *kv);
+/* Double the map; no transaction may be active. */
+int rill__kvi_grow(rill__kv *kv);
+
+int rill__kvc_init(rill__kv *kv);
+/* Free every entry, the slabs and the table. */
+void rill__kvc_fini(rill__kv *kv);
+/* A new entry (not in the table) with room for at least vcap value bytes,
+ * vlen 0, flags 0; NULL when out of memory. Accounts its bytes. */
+rill__kvent *rill__kvc_new(rill__kv *kv, unsigned sid, uint16_t kg, const void *key,
+                           size_t klen, const void *ns, size_t nslen, size_t vcap);
+/* Free an entry that is not in the table. */
+void rill__kvc_free(rill__kv *kv, rill__kvent *e);
+/* Add e (not cached yet) under hash h; may grow the table. */
+int rill__kvc_insert(rill__kv *kv, uint64_t h, rill__kvent *e);
+/* Give *e room for cap value bytes (a new entry replaces it in the
+ * table; its first vlen value bytes are kept). */
+int rill__kvc_regrow(rill__kv *kv, rill__kvent **e, size_t cap);
+/* Evict clean entries (CLOCK) until the accounted bytes are <= target or
+ * no clean entry is left; with all != 0 every clean entry goes. */
+void rill__kvc_evict(rill__kv *kv, size_t target, int all);
+
+#endif

@@ -1,0 +1,194 @@
+/* kvscan.c - walking the keyed-state store for background work: the
+ * cache slot by slot, and LMDB records from where the last walk stopped
+ * (TTL cleanup decides per record: keep, delete or replace), and record
+ * counts. */
+#include <string.h>
+
+#include "rill.h"
+#include "state/blob.h"
+#include "state/kv_int.h"
+#include "util/alloc.h"
+
+int rill__kv_cache_scan(rill__kv *kv, size_t max, rill__kv_entry_fn fn, void *arg)
+{
+    size_t mask = kv->cap - 1;
+    size_t i = kv->scan & mask;
+    if (max > kv->cap)
+        max = kv->cap;
+    int rc = 0;
+    for (size_t n = 0; n < max && !rc; n++, i = (i + 1) & mask)
+        if (kv->slots[i].e)
+            rc = fn(kv->slots[i].e, arg);
+    kv->scan = i;
+    return rc;
+}
+
+/* Actions decided by a scan: [u8 kind][u32 klen][u32 vlen][key][value]. */
+typedef struct actbuf {
+    unsigned char *p;
+    size_t len, cap;
+    size_t n;
+} actbuf;
+
+static int act_add(actbuf *b, int kind, const void *k, size_t kl, const void *v, size_t vl)
+{
+    size_t need = b->len + 9 + kl + vl;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        unsigned char *p = rill__realloc(b->p, cap);
+        if (!p)
+            return RILL_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    unsigned char *p = b->p + b->len;
+    p[0] = (unsigned char)kind;
+    rill__wr32(p + 1, (uint32_t)kl);
+    rill__wr32(p + 5, (uint32_t)vl);
+    memcpy(p + 9, k, kl);
+    if (vl)
+        memcpy(p + 9 + kl, v, vl);
+    b->len = need;
+    b->n++;
+    return RILL_OK;
+}
+
+static int apply_actions(rill__kv *kv, unsigned sid, const actbuf *b)
+{
+    rill__kvi_pause(kv);
+    for (;;) {
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
+        if (rc)
+            return rill__kvi_fail(kv, -1, "mdb_txn_begin", rc);
+        const char *what = "mdb_del";
+        for (size_t off = 0; off < b->len && !rc;) {
+            const unsigned char *p = b->p + off;
+            size_t kl = rill__rd32(p + 1), vl = rill__rd32(p + 5);
+            MDB_val k = {kl, (void *)(p + 9)}, v = {vl, (void *)(p + 9 + kl)};
+            if (p[0] == RILL__KV_DELETE) {
+                what = "mdb_del";
+                rc = mdb_del(txn, kv->dbi[sid], &k, NULL);
+                if (rc == MDB_NOTFOUND)
+                    rc = 0;
+            } else {
+                what = "mdb_put";
+                rc = mdb_put(txn, kv->dbi[sid], &k, &v, 0);
+            }
+            off += 9 + kl + vl;
+        }
+        if (rc) {
+            mdb_txn_abort(txn);
+        } else {
+            what = "mdb_txn_commit";
+            rc = mdb_txn_commit(txn);
+        }
+        if (rc == MDB_MAP_FULL) {
+            if ((rc = rill__kvi_grow(kv)) != RILL_OK)
+                return rc;
+            continue;
+        }
+        if (rc)
+            return rill__kvi_fail(kv, (int)sid, what, rc);
+        kv->n_flushes++;
+        return rill__kvi_resume(kv);
+    }
+}
+
+/* Is the record with LMDB key k cached? (The cache then decides.) */
+static int cached(rill__kv *kv, unsigned sid, const unsigned char *k, size_t kl)
+{
+    if (kl < 6)
+        return 0;
+    size_t klen = ((size_t)k[2] << 8) | k[3];
+    if (kl < 6 + klen)
+        return 0;
+    size_t nslen = ((size_t)k[4 + klen] << 8) | k[5 + klen];
+    if (kl < 6 + klen + nslen)
+        return 0;
+    uint16_t kg = (uint16_t)(((unsigned)k[0] << 8) | k[1]);
+    const unsigned char *key = k + 4, *ns = k + 6 + klen;
+    uint64_t h = rill__kvc_hash(sid, kg, key, klen, ns, nslen);
+    return rill__kvc_get(kv, h, sid, kg, key, klen, ns, nslen) != NULL;
+}
+
+int rill__kv_db_scan(rill__kv *kv, unsigned sid, size_t max, rill__kv_rec_fn fn, void *arg,
+                     size_t *changed)
+{
+    if (changed)
+        *changed = 0;
+    if (!kv->used[sid] || !max)
+        return RILL_OK;
+    int rc = rill__kvi_resume(kv);
+    if (rc)
+        return rc;
+    if (!kv->resume[sid] && !(kv->resume[sid] = rill__malloc(kv->maxkey)))
+        return rill__kvi_nomem(kv, "scanning state");
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(kv->rtxn, kv->dbi[sid], &cur);
+    if (rc)
+        return rill__kvi_fail(kv, (int)sid, "mdb_cursor_open", rc);
+    MDB_val k, v;
+    if (kv->resume_len[sid]) {
+        k.mv_size = kv->resume_len[sid];
+        k.mv_data = kv->resume[sid];
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && k.mv_size == kv->resume_len[sid] &&
+            !memcmp(k.mv_data, kv->resume[sid], k.mv_size))
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    actbuf b = {0};
+    size_t seen = 0;
+    int err = RILL_OK;
+    while (rc == 0 && seen < max) {
+        seen++;
+        if (!cached(kv, sid, k.mv_data, k.mv_size)) {
+            const void *nv = NULL;
+            size_t nl = 0;
+            int d = fn(v.mv_data, v.mv_size, &nv, &nl, arg);
+            if (d < 0) {
+                err = d;
+                break;
+            }
+            if (d == RILL__KV_DELETE || d == RILL__KV_REPLACE) {
+                if (act_add(&b, d, k.mv_data, k.mv_size, nv, d == RILL__KV_REPLACE ? nl : 0)) {
+                    err = rill__kvi_nomem(kv, "scanning state");
+                    break;
+                }
+            }
+        }
+        memcpy(kv->resume[sid], k.mv_data, k.mv_size);
+        kv->resume_len[sid] = k.mv_size;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (!err && rc == MDB_NOTFOUND)
+        kv->resume_len[sid] = 0; /* next time from the start */
+    else if (!err && rc)
+        err = rill__kvi_fail(kv, (int)sid, "mdb_cursor_get", rc);
+    if (!err && b.n) {
+        err = apply_actions(kv, sid, &b);
+        if (!err && changed)
+            *changed = b.n;
+    }
+    rill__free(b.p);
+    return err;
+}
+
+int rill__kv_db_count(rill__kv *kv, unsigned sid, size_t *n)
+{
+    int rc = rill__kvi_resume(kv);
+    if (rc)
+        return rc;
+    MDB_stat st;
+    rc = mdb_stat(kv->rtxn, kv->dbi[sid], &st);
+    if (rc)
+        return rill__kvi_fail(kv, (int)sid, "mdb_stat", rc);
+    *n = st.ms_entries;
+    return RILL_OK;
+}
+
