@@ -317,8 +317,10 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
     /* Heads of consumer tasks track the watermark of each input channel. */
     for (size_t i = 0; i < job->n_subs; i++) {
         rill__subtask *st = job->subs[i];
-        if (st->gate && !(st->ops[0]->track = rill__wmtrack_new(st->gate->n_ch)))
+        if (st->gate && !(st->ops[0]->track = rill__wmtrack_new(st->gate->n_ch))) {
+            rc = RILL_ENOMEM;
             goto fail_tmp;
+        }
     }
     /* The common case, one chained successor, skips the output loop. */
     for (size_t i = 0; i < job->n_ctxs; i++) {
