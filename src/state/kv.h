@@ -267,7 +267,12 @@ typedef struct rill__kvstats {
 void rill__kv_stats(const rill__kv *kv, rill__kvstats *s);
 
 /* For snapshots: the environment and the DBI of sid. A read transaction
- * begun after rill__kv_flush sees every state as of the flush. */
+ * begun after rill__kv_flush sees every state as of the flush (the
+ * environment is MDB_NOTLS, so another thread may read it). Caution: map
+ * growth (mdb_env_set_mapsize) needs no transaction active in the process,
+ * so while such a reader runs, a spill that fills the map must not grow
+ * it: a snapshot thread would have to block spills or the map be grown
+ * beforehand (not done yet). */
 MDB_env *rill__kv_env(rill__kv *kv);
 MDB_dbi rill__kv_dbi(const rill__kv *kv, unsigned sid);
 /* Tell the store that sid's DBI may hold records written behind its back
