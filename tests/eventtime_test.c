@@ -1077,3 +1077,18 @@ Test(eventtime_building, punctuated_without_watermark_function)
     expect_kept(env, "marks");
     rill_env_free(env);
 }
+
+/* An assigner takes its input's parallelism, so a parallelism-1 source
+ * feeds it forward, in order; the forward edge below validates only then. */
+Test(eventtime_building, assigner_keeps_its_inputs_parallelism)
+{
+    rill_env *env = rill_env_new();
+    cr_assert_not_null(env);
+    cr_assert_eq(rill_env_set_parallelism(env, 2), RILL_OK);
+    uint64_t recs[3] = {1, 2, 3};
+    rill_stream *s = rill_from_array(env, "src", recs, sizeof recs[0], 3);
+    s = rill_assign_timestamps(s, "ts", ts_of_index, 0, NULL);
+    rill_stream_set_parallelism(rill_sink(rill_forward(s), "out", drop_sink, NULL), 1);
+    cr_assert_eq(rill_env_validate(env), RILL_OK, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+}

@@ -156,6 +156,11 @@ int rill__plan_resolve_mode(rill_env *env, int harness)
         n->resolved_uid = NULL;
         sinks += (size_t)n->is_sink;
         n->p = harness ? 1 : n->parallelism ? n->parallelism : n->default_p1 ? 1 : env->parallelism;
+        /* A timestamp assigner keeps its input's parallelism, as in Flink
+         * (nodes come after their inputs in creation order). */
+        if (!harness && !n->parallelism && n->def == &rill__op_assign && n->n_in > 0 &&
+            n->in[0].from->index < n->index)
+            n->p = n->in[0].from->p;
     }
     if (sinks == 0)
         return rill__env_error(env, RILL_EINVAL, "the graph has no sink: nothing would run");

@@ -7,10 +7,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static struct cr_shim_test *tests, **tail = &tests;
+static struct cr_shim_suite *suites;
 static int expect_failed;
 
 void cr_shim_register(struct cr_shim_test *t)
@@ -37,6 +39,20 @@ void cr_shim_fail(int fatal, const char *file, int line, const char *expr, const
     expect_failed = 1;
 }
 
+void cr_shim_register_suite(struct cr_shim_suite *s)
+{
+    s->next = suites;
+    suites = s;
+}
+
+static const struct cr_shim_suite *suite_of(const struct cr_shim_test *t)
+{
+    for (const struct cr_shim_suite *s = suites; s; s = s->next)
+        if (strcmp(s->name, t->suite) == 0)
+            return s;
+    return NULL;
+}
+
 int main(void)
 {
     int tested = 0, passing = 0, failing = 0, crashing = 0;
@@ -52,11 +68,16 @@ int main(void)
         }
         if (pid == 0) {
             alarm((unsigned)(t->opts.timeout > 0 ? t->opts.timeout : 300));
+            const struct cr_shim_suite *s = suite_of(t);
+            if (s && s->opts.init)
+                s->opts.init();
             if (t->opts.init)
                 t->opts.init();
             t->fn();
             if (t->opts.fini)
                 t->opts.fini();
+            if (s && s->opts.fini)
+                s->opts.fini();
             fflush(NULL);
             _exit(expect_failed);
         }

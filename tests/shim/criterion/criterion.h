@@ -5,7 +5,7 @@
  * TSan the same test sources are linked with this header and shim.c.
  *
  * Supported: Test(suite, name[, .timeout = s, .init = f, .fini = f,
- * .disabled = b]), cr_assert, cr_assert_{eq,neq,lt,leq,gt,geq},
+ * .disabled = b]), TestSuite(suite[, .init = f, .fini = f]), cr_assert, cr_assert_{eq,neq,lt,leq,gt,geq},
  * cr_assert_{null,not_null}, cr_assert_str_{eq,neq,empty}, cr_assert_fail
  * and the cr_expect forms of each. Every test runs in its own forked
  * process; a failed assertion ends that process.
@@ -33,7 +33,14 @@ struct cr_shim_test {
     struct cr_shim_test *next;
 };
 
+struct cr_shim_suite {
+    const char *name;
+    struct cr_shim_opts opts;
+    struct cr_shim_suite *next;
+};
+
 void cr_shim_register(struct cr_shim_test *t);
+void cr_shim_register_suite(struct cr_shim_suite *s);
 void cr_shim_fail(int fatal, const char *file, int line, const char *expr, const char *fmt,
                   ...) __attribute__((format(printf, 5, 6)));
 
@@ -46,6 +53,15 @@ void cr_shim_fail(int fatal, const char *file, int line, const char *expr, const
         cr_shim_register(&cr_shim_t_##suite##_##name);                                 \
     }                                                                                  \
     static void cr_shim_fn_##suite##_##name(void)
+
+/* Suite options: .init and .fini run around every test of the suite. */
+#define TestSuite(suite, ...)                                                    \
+    static struct cr_shim_suite cr_shim_s_##suite = {                            \
+        #suite, {.unused_ = 0, __VA_ARGS__}, NULL};                              \
+    __attribute__((constructor)) static void cr_shim_sreg_##suite(void)          \
+    {                                                                            \
+        cr_shim_register_suite(&cr_shim_s_##suite);                              \
+    }
 
 #define CR_SHIM_CHECK(fatal, cond, expr, ...) \
     ((cond) ? (void)0 : cr_shim_fail(fatal, __FILE__, __LINE__, expr, "" __VA_ARGS__))
