@@ -4,8 +4,12 @@
 #include <string.h>
 #include <time.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "graph/graph.h"
 #include "runtime/task.h"
+#include "state/prefetch.h"
 #include "state/state.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -114,43 +118,104 @@ static int run_source(rill__subtask *st)
     }
 }
 
+/* Keyed state of a large key space is bound by memory latency: hint the
+ * state of the record AHEAD positions on (and half that) so the misses
+ * overlap. Only for keys that are record bytes (no user call). */
+#define AHEAD 16
+
+static inline void hint(rill_ctx *h, const rill__part *pt, const char *q, int stage)
+{
+    rill__rechdr hd;
+    memcpy(&hd, q, sizeof hd);
+    if (hd.reserved != RILL__MARK_DATA || hd.len < pt->key_off + pt->key_len)
+        return;
+    const char *key = q + sizeof hd + pt->key_off;
+    uint16_t kg = (uint16_t)(XXH3_64bits(key, pt->key_len) % (uint64_t)h->st->job->max_parallelism);
+    rill__state_prefetch(h, kg, key, pt->key_len, stage);
+}
+
+static inline const char *next_rec(const char *q)
+{
+    rill__rechdr hd;
+    memcpy(&hd, q, sizeof hd);
+    return q + RILL__REC_SPACE(hd.len);
+}
+
+/* One record or marker at p of a buffer from input channel idx; keypt:
+ * the key of a keyed operator. *space gets the bytes it takes. */
+static inline int handle(rill_ctx *h, int idx, const rill__part *keypt, const char *p,
+                         size_t *space)
+{
+    rill__rechdr hd;
+    memcpy(&hd, p, sizeof hd);
+    *space = RILL__REC_SPACE(hd.len);
+    if (__builtin_expect(hd.reserved != RILL__MARK_DATA, 0))
+        return hd.reserved == RILL__MARK_WATERMARK
+                   ? rill__wmtrack_watermark(h->track, h, idx, hd.ts)
+                   : rill__wmtrack_status(h->track, h, idx, hd.reserved == RILL__MARK_IDLE);
+    h->ts = hd.ts;
+    if (keypt) {
+        int rc = rill__op_key_from(h, keypt, p + sizeof hd, hd.len);
+        if (rc)
+            return rc;
+    }
+    return h->node->def->process(h, p + sizeof hd, hd.len);
+}
+
+static int consume_keyed_bytes(rill_ctx *h, rill__buf *b, const rill__part *pt, int idx)
+{
+    const char *p = RILL__BUF_DATA(b), *qa = p, *qb = p;
+    size_t n = b->nrec, ia = 0, ib = 0;
+    for (; ia < n && ia < AHEAD; ia++)
+        qa = next_rec(qa);
+    for (; ib < n && ib < AHEAD / 2; ib++)
+        qb = next_rec(qb);
+    for (size_t i = 0; i < n; i++) {
+        if (ia < n) {
+            hint(h, pt, qa, 0);
+            qa = next_rec(qa);
+            ia++;
+        }
+        if (ib < n) {
+            hint(h, pt, qb, 1);
+            qb = next_rec(qb);
+            ib++;
+        }
+        size_t space;
+        int rc = handle(h, idx, pt, p, &space);
+        if (rc)
+            return rc;
+        p += space;
+    }
+    return RILL_OK;
+}
+
 int rill__subtask_consume(rill__subtask *st, const rill__event *ev, rill__chan *from)
 {
     rill__gate *g = st->gate;
     rill_ctx *h = st->ops[0];
-    rill__wmtrack *track = h->track;
     int rc = RILL_OK;
     if (ev->kind == RILL__EV_END) {
         g->n_ended++;
-        return rill__wmtrack_end(track, h, from->idx);
+        return rill__wmtrack_end(h->track, h, from->idx);
     }
     rill__buf *b = ev->buf;
     st->held = b;
     st->held_ch = from;
-    int (*process)(rill_ctx *, const void *, size_t) = h->node->def->process;
     const rill__edge *edge = &h->node->in[from->input];
     h->input = edge->slot;
     int keyed = h->keyed && !(h->node->bc_input && edge->slot == 1);
-    if (track->idle[from->idx] && (rc = rill__wmtrack_status(track, h, from->idx, 0)))
+    if (h->track->idle[from->idx] && (rc = rill__wmtrack_status(h->track, h, from->idx, 0)))
         return rc;
+    if (keyed && h->kv && !edge->part.key_fn && b->nrec > AHEAD)
+        return consume_keyed_bytes(h, b, &edge->part, from->idx);
+    const rill__part *keypt = keyed ? &edge->part : NULL;
     const char *p = RILL__BUF_DATA(b);
     for (size_t i = 0; i < b->nrec; i++) {
-        rill__rechdr hd;
-        memcpy(&hd, p, sizeof hd);
-        if (__builtin_expect(hd.reserved != RILL__MARK_DATA, 0)) {
-            rc = hd.reserved == RILL__MARK_WATERMARK
-                     ? rill__wmtrack_watermark(track, h, from->idx, hd.ts)
-                     : rill__wmtrack_status(track, h, from->idx, hd.reserved == RILL__MARK_IDLE);
-        } else {
-            h->ts = hd.ts;
-            if (keyed)
-                rc = rill__op_key_from(h, &edge->part, p + sizeof hd, hd.len);
-            if (!rc)
-                rc = process(h, p + sizeof hd, hd.len);
-        }
-        if (rc)
+        size_t space;
+        if ((rc = handle(h, from->idx, keypt, p, &space)))
             return rc;
-        p += RILL__REC_SPACE(hd.len);
+        p += space;
     }
     return RILL_OK;
 }
