@@ -1,11 +1,16 @@
 /*
- * common.h - shared pieces of the stateless benchmarks (header only).
+ * common.h - shared pieces of the benchmarks (header only).
  *
- * The user work of a pipeline is four plain functions: make_record,
- * transform, keep and consume. They are never inlined and are called
- * through volatile function pointers, both by the baseline (a plain C loop
- * on one thread) and by the rill callbacks, so the two sides do the same
- * work and the ratio measures what rill adds on top of it.
+ * First the driver pieces every benchmark uses: the clock, the RECORDS
+ * argument and the result line. Then the stateless pipeline, left out
+ * when BENCH_DRIVER_ONLY is defined before the include (the keyed
+ * benchmarks, see keyed_common.h).
+ *
+ * The user work of a stateless pipeline is four plain functions:
+ * make_record, transform, keep and consume. They are never inlined and are
+ * called through volatile function pointers, both by the baseline (a plain
+ * C loop on one thread) and by the rill callbacks, so the two sides do the
+ * same work and the ratio measures what rill adds on top of it.
  */
 #ifndef RILL_BENCH_COMMON_H
 #define RILL_BENCH_COMMON_H
@@ -19,8 +24,56 @@
 #include <string.h>
 #include <time.h>
 
-#define BENCH_DEFAULT_N 50000000ull
 #define BENCH_ROUNDS 3
+
+/* ------------------------------------------------------------------------
+ * Driver pieces
+ * ------------------------------------------------------------------------ */
+
+static double bench_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static _Noreturn void bench_usage(const char *prog)
+{
+    fprintf(stderr, "usage: %s [RECORDS]\n", prog);
+    exit(2);
+}
+
+/* The record count in argv[1] (a positive decimal), or dflt without it. */
+static uint64_t bench_parse_count(int argc, char **argv, uint64_t dflt)
+{
+    char *end;
+    unsigned long long n;
+
+    if (argc < 2)
+        return dflt;
+    n = strtoull(argv[1], &end, 10);
+    if (argv[1][0] == '\0' || *end != '\0' || n == 0)
+        bench_usage(argv[0]);
+    return (uint64_t)n;
+}
+
+/* The result line, from the best times (seconds) of n records each. */
+static void bench_report(const char *name, uint64_t n, double t_rill, double t_base)
+{
+    double rate = (double)n / t_rill;
+    double base = (double)n / t_base;
+
+    printf("bench %s rate=%.0f baseline=%.0f ratio=%.3f\n", name, rate, base, rate / base);
+}
+
+#ifndef BENCH_DRIVER_ONLY
+
+/* ------------------------------------------------------------------------
+ * The stateless pipeline
+ * ------------------------------------------------------------------------ */
+
+#define BENCH_DEFAULT_N 50000000ull
 
 /* A 16-byte record. */
 typedef struct bench_rec {
@@ -61,14 +114,6 @@ static void (*volatile make_record_fp)(uint64_t, bench_rec *) = make_record;
 static void (*volatile transform_fp)(const bench_rec *, bench_rec *) = transform;
 static int (*volatile keep_fp)(const bench_rec *) = keep;
 static void (*volatile consume_fp)(const bench_rec *) = consume;
-
-static double bench_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void bench_reset(void)
 {
@@ -151,21 +196,6 @@ static int bench_sink(rill_ctx *ctx, const void *rec, size_t len, void *user_dat
  * Driver
  * ------------------------------------------------------------------------ */
 
-static uint64_t bench_parse_n(int argc, char **argv)
-{
-    char *end;
-    unsigned long long n;
-
-    if (argc < 2)
-        return BENCH_DEFAULT_N;
-    n = strtoull(argv[1], &end, 10);
-    if (argv[1][0] == '\0' || *end != '\0' || n == 0) {
-        fprintf(stderr, "usage: %s [RECORDS]\n", argv[0]);
-        exit(2);
-    }
-    return (uint64_t)n;
-}
-
 /*
  * Run the baseline and the rill job (built on env) BENCH_ROUNDS times each
  * on n records, check that every run consumed the same records with the
@@ -213,14 +243,7 @@ static int bench_run(const char *name, rill_env *env, uint64_t n)
         if (round == 0 || t1 - t0 < best_rill)
             best_rill = t1 - t0;
     }
-
-    {
-        double rate = (double)n / best_rill;
-        double base = (double)n / best_base;
-
-        printf("bench %s rate=%.0f baseline=%.0f ratio=%.3f\n", name, rate, base,
-               rate / base);
-    }
+    bench_report(name, n, best_rill, best_base);
     return 0;
 }
 
@@ -228,7 +251,7 @@ static int bench_run(const char *name, rill_env *env, uint64_t n)
  * measured against the baseline; the whole of a benchmark's main. */
 static int bench_pipeline(const char *name, int argc, char **argv, int rebalance)
 {
-    uint64_t n = bench_parse_n(argc, argv);
+    uint64_t n = bench_parse_count(argc, argv, BENCH_DEFAULT_N);
     rill_env *env = rill_env_new();
     rill_stream *s;
     int status;
@@ -253,5 +276,7 @@ static int bench_pipeline(const char *name, int argc, char **argv, int rebalance
     rill_env_free(env);
     return status;
 }
+
+#endif /* BENCH_DRIVER_ONLY */
 
 #endif /* RILL_BENCH_COMMON_H */

@@ -32,6 +32,24 @@ show() {
     sed -n '1,20s/^/    | /p' "$1"
 }
 
+# Did the last command (status $1) fail? Then report it for $name, with
+# label $2, and say so.
+exited_badly() {
+    [ "$1" -eq 0 ] && return 1
+    fail "$name" "$2exit status $1"
+    show "$tmp/err"
+    return 0
+}
+
+# Does $tmp/out differ from file $1? Then report it for $name with message
+# $2 and the first lines of the difference, and say so.
+differs() {
+    cmp -s "$tmp/out" "$1" && return 1
+    fail "$name" "$2"
+    diff "$1" "$tmp/out" | sed -n '1,20s/^/    | /p'
+    return 0
+}
+
 check_demo() {
     name=$1 bin=$2
     "$bin" >"$tmp/out" 2>"$tmp/err"
@@ -99,17 +117,8 @@ EOF
             stdin)      "$bin" <"$in" ;;
             stdin-dash) "$bin" - <"$in" ;;
         esac >"$tmp/out" 2>"$tmp/err"
-        rc=$?
-        if [ $rc -ne 0 ]; then
-            fail "$name" "$mode: exit status $rc"
-            show "$tmp/err"
-            return
-        fi
-        if ! cmp -s "$tmp/out" "$want"; then
-            fail "$name" "$mode: output differs from the expected counts"
-            diff "$want" "$tmp/out" | sed -n '1,20s/^/    | /p'
-            return
-        fi
+        exited_badly $? "$mode: " && return
+        differs "$want" "$mode: output differs from the expected counts" && return
     done
 
     # An empty input gives no output.
@@ -128,6 +137,70 @@ EOF
         show "$tmp/err"
         return
     fi
+    pass "$name"
+}
+
+check_temperature_alert() {
+    name=$1 bin=$2
+    want=$tmp/temperature.expected
+
+    cat >"$want" <<'EOF'
+     0 ms  sensor-1 20.0 C
+   100 ms  sensor-2 30.0 C
+   200 ms  sensor-1 20.5 C
+   300 ms  sensor-2 29.0 C
+   400 ms  sensor-1 21.0 C
+   500 ms  sensor-2 29.5 C
+   600 ms  sensor-3 15.0 C
+   700 ms  sensor-3 15.5 C
+   900 ms  sensor-2 29.5 C
+  1000 ms  sensor-3 15.2 C
+  1100 ms  sensor-3 15.4 C
+  1200 ms  ALERT sensor-1: rising since 200 ms, now 21.0 C
+  1300 ms  sensor-1 21.5 C
+  1500 ms  ALERT sensor-2: rising since 500 ms, now 29.5 C
+  1800 ms  sensor-1 21.2 C
+  2100 ms  ALERT sensor-3: rising since 1100 ms, now 15.4 C
+
+3 alerts, 0 timers pending
+last temperature per sensor (from the keyed state):
+  sensor-1 21.2 C
+  sensor-2 29.5 C
+  sensor-3 15.4 C
+EOF
+
+    "$bin" >"$tmp/out" 2>"$tmp/err"
+    exited_badly $? "" && return
+    differs "$want" "output differs from the expected timeline" && return
+    pass "$name"
+}
+
+check_fraud_detection() {
+    name=$1 bin=$2
+    want=$tmp/fraud.expected
+
+    cat >"$want" <<'EOF'
+ALERT account 1002: 0.89 at 09:00:03, then 749.00 at 09:00:12
+ALERT account 1003: 0.25 at 09:00:17, then 990.00 at 09:00:31
+ALERT account 1006: 0.01 at 09:02:00, then 510.00 at 09:01:58
+ALERT account 1002: 0.99 at 09:02:45, then 1200.00 at 09:03:44
+22 of 22 transactions checked
+EOF
+
+    # At parallelism 1 the alerts come in arrival order; at 2 and 3 the
+    # accounts of different subtasks interleave, so compare sorted lines.
+    for p in 1 2 3; do
+        "$bin" -p $p >"$tmp/out" 2>"$tmp/err"
+        exited_badly $? "-p $p: " && return
+        if [ $p -eq 1 ]; then
+            cp "$want" "$tmp/fraud.want"
+        else
+            sort "$want" >"$tmp/fraud.want"
+            sort "$tmp/out" >"$tmp/out.sorted"
+            mv "$tmp/out.sorted" "$tmp/out"
+        fi
+        differs "$tmp/fraud.want" "-p $p: alerts differ from the expected ones" && return
+    done
     pass "$name"
 }
 
@@ -150,6 +223,8 @@ for bin in "$dir"/*; do
     case $name in
         demo)      check_demo "$name" "$bin" ;;
         wordcount) check_wordcount "$name" "$bin" ;;
+        temperature_alert) check_temperature_alert "$name" "$bin" ;;
+        fraud_detection)   check_fraud_detection "$name" "$bin" ;;
         *)         check_other "$name" "$bin" ;;
     esac
 done
