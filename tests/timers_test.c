@@ -297,6 +297,28 @@ Test(timers, same_key_different_times_both_fire)
     rill__timers_free(t);
 }
 
+/* Half a million times of one key: some share 32 bits of their hash, and
+ * still each is its own timer. */
+Test(timers, one_key_at_many_times)
+{
+    enum { N = 500000 };
+    rill__timers *t = new_timers();
+    for (int64_t i = 0; i < N; i++)
+        add_u64(t, i * 7, 77, 1);
+    cr_assert_eq(rill__timers_count(t), (size_t)N);
+    for (int64_t i = 0; i < N; i++)
+        add_u64(t, i * 7, 77, 0);
+    int64_t ts;
+    uint64_t k;
+    for (int64_t i = 0; i < N; i++) {
+        cr_assert_eq(pop_u64(t, INT64_MAX, &ts, &k), 1);
+        cr_assert_eq(ts, i * 7);
+        cr_assert_eq(k, 77);
+    }
+    cr_assert_eq(pop_u64(t, INT64_MAX, &ts, &k), 0);
+    rill__timers_free(t);
+}
+
 Test(timers, fired_timer_can_be_added_again)
 {
     rill__timers *t = new_timers();

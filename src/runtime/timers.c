@@ -17,6 +17,9 @@
  * item always names the entry it was pushed for and a timer deleted and
  * added again fires once.
  *
+ * When the live timers fall to a sixteenth of the room (after a burst),
+ * they move into arrays sized for them, so memory goes back.
+ *
  * The key pop hands out is copied to the handle (short keys) or kept on it
  * (long keys) until the next pop, so it stays valid across add and del: an
  * on_timer callback may register timers with the key it was given.
@@ -525,11 +528,15 @@ int rill__timers_pop(rill__timers *t, int64_t limit, int64_t *ts, uint16_t *kg,
         *key_len = e->len;
     entry_put(t, top.idx);
     maybe_shrink(t);
-    /* The next pop reads the new top's entry and slot: start loading them. */
+    /* The next pop reads the new top's entry and slot, and the one after
+     * reads the slot of one of its children: start loading them (pops come
+     * in runs when a watermark advances). */
     if (t->heap_len) {
-        const item *nx = &t->heap[0];
-        PREFETCH(&t->ents[nx->idx]);
-        PREFETCH(&t->tab[nx->h & t->tab_mask]);
+        const item *hp = t->heap;
+        size_t n = t->heap_len < 5 ? t->heap_len : 5;
+        PREFETCH(&t->ents[hp[0].idx]);
+        for (size_t i = 0; i < n; i++)
+            PREFETCH(&t->tab[hp[i].h & t->tab_mask]);
     }
     return 1;
 }

@@ -62,9 +62,11 @@ RILL_API int rill_map_get(rill_state *st, const void *key, size_t key_len, const
     off = rill__map_find(b, blen, key, key_len, &found);
     if (!found)
         return RILL_ENOTFOUND;
-    const unsigned char *k, *v;
+    const unsigned char *k = NULL, *v = NULL;
     size_t at = off;
-    rill__map_at(b, blen, &off, &k, &kl, &v, &vl);
+    kl = vl = 0;
+    if (!rill__map_at(b, blen, &off, &k, &kl, &v, &vl))
+        return RILL_ENOTFOUND;
     if (st->tp) {
         if (rill__state_expired(v, vl, rill__proc_now(st->op))) {
             cut(st, e, at);

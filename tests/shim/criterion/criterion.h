@@ -61,7 +61,8 @@ void cr_shim_fail(int fatal, const char *file, int line, const char *expr, const
     __attribute__((constructor)) static void cr_shim_sreg_##suite(void)          \
     {                                                                            \
         cr_shim_register_suite(&cr_shim_s_##suite);                              \
-    }
+    }                                                                            \
+    extern int cr_shim_suite_semicolon_ /* takes the ';' after TestSuite() */
 
 #define CR_SHIM_CHECK(fatal, cond, expr, ...) \
     ((cond) ? (void)0 : cr_shim_fail(fatal, __FILE__, __LINE__, expr, "" __VA_ARGS__))
