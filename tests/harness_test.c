@@ -779,3 +779,17 @@ Test(harness_state, written_through_the_harness_is_seen_by_the_operator)
     rill_harness_free(h);
     rill_env_free(env);
 }
+
+Test(harness_errors, second_harness_while_one_runs_is_estate)
+{
+    rill_env *env = state_env(1);
+    rill_harness *h = two_input_graph(env);
+    rill_harness *h2 = (rill_harness *)1;
+    cr_assert_eq(rill_harness_new(&h2, env, NULL), RILL_ESTATE);
+    cr_assert_null(h2);
+    cr_assert(strstr(rill_env_errmsg(env), "running") != NULL, "%s", rill_env_errmsg(env));
+    cr_assert_eq(rill_env_execute(env, "meanwhile"), RILL_ESTATE);
+    HOK(h, rill_harness_end(h));
+    rill_harness_free(h);
+    rill_env_free(env);
+}
