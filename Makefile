@@ -137,11 +137,12 @@ asan:
 tsan:
 	$(MAKE) BUILD=build/tsan LIBDIR_OUT=build/tsan/lib CRITERION_SHIM=1 \
 	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
-	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/partition_test %/job_test %/backpressure_test %/eventtime_test %/process_test %/rolling_test,$(TESTS)))" test-run
+	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/partition_test %/job_test %/backpressure_test %/eventtime_test %/process_test %/rolling_test %/checkpoint_test,$(TESTS)))" test-run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-	  $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7
+	  $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	  $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 644 include/rill.h $(DESTDIR)$(PREFIX)/include/rill.h
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/librill.a
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/librill.so.$(VERSION)
@@ -151,6 +152,7 @@ install: all
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
 	install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	install -m 644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 
 uninstall:
@@ -160,6 +162,7 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/$(SONAME) $(DESTDIR)$(PREFIX)/lib/librill.so \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
 	for f in man/man3/*.3; do rm -f $(DESTDIR)$(PREFIX)/share/man/man3/$${f##*/}; done
+	for f in man/man5/*.5; do rm -f $(DESTDIR)$(PREFIX)/share/man/man5/$${f##*/}; done
 	for f in man/man7/*.7; do rm -f $(DESTDIR)$(PREFIX)/share/man/man7/$${f##*/}; done
 
 clean:

@@ -737,6 +737,41 @@ RILL_API rill_state *rill_harness_state(rill_harness *h, const char *name,
 RILL_API size_t rill_harness_timers(const rill_harness *h, int domain);
 
 /* ------------------------------------------------------------------------
+ * Checkpoints: consistent snapshots (Chandy-Lamport, barriers in the
+ * channels) of every operator's state, written under a directory.
+ * ------------------------------------------------------------------------ */
+
+#define RILL_EXACTLY_ONCE 0  /* barriers are aligned */
+#define RILL_AT_LEAST_ONCE 1 /* no alignment */
+
+/** Take a checkpoint every interval_ms (1..86400000) into dir/chk-<n>
+ *  (dir copied; created when missing), in mode RILL_EXACTLY_ONCE or
+ *  RILL_AT_LEAST_ONCE. A checkpoint is complete once its dir/chk-<n>/
+ *  _metadata file exists. */
+RILL_API int rill_env_enable_checkpointing(rill_env *env, int64_t interval_ms,
+                                           const char *dir, int mode);
+/** A checkpoint not complete after ms (default 600000) is discarded. */
+RILL_API int rill_env_set_checkpoint_timeout(rill_env *env, int64_t ms);
+/** Least time from the end of one checkpoint to the start of the next
+ *  (default 0). */
+RILL_API int rill_env_set_checkpoint_min_pause(rill_env *env, int64_t ms);
+/** Completed checkpoints kept (1..1000, default 1); older ones are
+ *  deleted. */
+RILL_API int rill_env_set_checkpoints_retained(rill_env *env, int n);
+/** Start the jobs of env from a snapshot (path copied; NULL: start
+ *  empty): a checkpoint directory (one with a _metadata file) or a
+ *  directory of checkpoints, meaning its latest complete one. State maps
+ *  to operators by uid and state name; keyed state is redistributed by
+ *  key group when parallelisms differ. State of an operator uid the job
+ *  does not have fails the start (RILL_EINVAL) unless allow_non_restored
+ *  is non-zero. A missing or corrupt snapshot fails the start with
+ *  RILL_ENOTFOUND or RILL_ECORRUPT naming the file. */
+RILL_API int rill_env_set_restore(rill_env *env, const char *path,
+                                  int allow_non_restored);
+/** Id of the job's last completed checkpoint (0 when none). */
+RILL_API int64_t rill_job_last_checkpoint(const rill_job *job);
+
+/* ------------------------------------------------------------------------
  * Execution
  * ------------------------------------------------------------------------ */
 

@@ -40,7 +40,7 @@ if [ -z "$version" ] || [ -z "$soversion" ]; then
 fi
 
 man_pages() { # the pages the tree ships, as share/man/manN/NAME
-    for f in "$root"/man/man3/*.3 "$root"/man/man7/*.7; do
+    for f in "$root"/man/man3/*.3 "$root"/man/man5/*.5 "$root"/man/man7/*.7; do
         [ -f "$f" ] || continue
         d=${f%/*}
         echo "share/man/${d##*/}/${f##*/}"

@@ -30,6 +30,8 @@ RILL_API rill_env *rill_env_new(void)
     env->channel_capacity = 4;
     env->state_cache_bytes = (size_t)64 << 20;
     env->wm_interval = 200;
+    env->ckpt_timeout = 600000;
+    env->ckpt_retained = 1;
     env->state_dir = rill__strdup("rill-state");
     if (!env->state_dir) {
         rill__free(env);
@@ -64,6 +66,8 @@ static void env_destroy(rill_env *env)
     }
     rill__free(env->streams);
     rill__free(env->state_dir);
+    rill__free(env->ckpt_dir);
+    rill__free(env->restore_path);
     rill__free(env);
 }
 

@@ -32,6 +32,21 @@ RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
         atomic_fetch_sub(&env->running, 1);
         return rill__env_error(env, rc, "rill_job_start: out of memory while starting the job");
     }
+    if (env->restore_path) {
+        char err[RILL__ERRMSG_MAX];
+        err[0] = '\0';
+        if ((rc = rill__restore_prepare(job, env->restore_path, env->restore_allow_unknown,
+                                        err))) {
+            atomic_fetch_sub(&env->running, 1);
+            rill__job_destroy(job);
+            return rill__env_error(env, rc, "%s", err[0] ? err : rill_strerror(rc));
+        }
+    }
+    if ((rc = rill__ckpt_start(job))) {
+        atomic_fetch_sub(&env->running, 1);
+        rill__job_destroy(job);
+        return rill__env_error(env, rc, "rill_job_start: out of memory while starting the job");
+    }
     if ((rc = rill__job_launch(job))) {
         rill__env_error(env, rc, "%s", job->errmsg);
         rill_job_free(job);

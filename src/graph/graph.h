@@ -26,6 +26,15 @@ struct rill_env {
     size_t state_cache_bytes;
     int64_t wm_interval;
     int n_harness_inputs;
+    /* Checkpointing (0 interval: off). */
+    int64_t ckpt_interval;
+    char *ckpt_dir;
+    int ckpt_mode;
+    int64_t ckpt_timeout;
+    int64_t ckpt_min_pause;
+    int ckpt_retained;
+    char *restore_path; /* start jobs from this snapshot, or NULL */
+    int restore_allow_unknown;
 
     rill__node **nodes;
     size_t n_nodes, cap_nodes;

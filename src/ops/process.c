@@ -132,12 +132,30 @@ static int co_map_process(rill_ctx *op, const void *rec, size_t len)
     return RILL_OK;
 }
 
-const rill__opdef rill__op_process = {"process", 0, 0, process_open, process_process, NULL,
-                                      process_close, process_watermark, process_tick};
-const rill__opdef rill__op_co_process = {"co_process", 0, 0, process_open, co_process_process,
-                                         NULL, process_close, process_watermark, process_tick};
-const rill__opdef rill__op_co_map = {"co_map", 0, 0, process_open, co_map_process, NULL,
-                                     process_close, process_watermark, process_tick};
+const rill__opdef rill__op_process = {
+    .default_name = "process",
+    .open = process_open,
+    .process = process_process,
+    .close = process_close,
+    .on_watermark = process_watermark,
+    .on_tick = process_tick,
+};
+const rill__opdef rill__op_co_process = {
+    .default_name = "co_process",
+    .open = process_open,
+    .process = co_process_process,
+    .close = process_close,
+    .on_watermark = process_watermark,
+    .on_tick = process_tick,
+};
+const rill__opdef rill__op_co_map = {
+    .default_name = "co_map",
+    .open = process_open,
+    .process = co_map_process,
+    .close = process_close,
+    .on_watermark = process_watermark,
+    .on_tick = process_tick,
+};
 
 /* ---- timestamp assigners ---------------------------------------------- */
 
@@ -218,8 +236,14 @@ static int assign_tick(rill_ctx *op, int64_t now)
     return rill__idle_check(op, now);
 }
 
-const rill__opdef rill__op_assign = {"timestamps", 0, 0, assign_open, assign_process, NULL,
-                                     assign_close, assign_watermark, assign_tick};
+const rill__opdef rill__op_assign = {
+    .default_name = "timestamps",
+    .open = assign_open,
+    .process = assign_process,
+    .close = assign_close,
+    .on_watermark = assign_watermark,
+    .on_tick = assign_tick,
+};
 
 /* ---- harness inputs ---------------------------------------------------- */
 
@@ -230,8 +254,11 @@ static int harness_input_step(rill_ctx *op)
     return RILL_EINVAL;
 }
 
-const rill__opdef rill__op_harness_input = {"harness_input", 1, 0, NULL, NULL,
-                                            harness_input_step, NULL, NULL, NULL};
+const rill__opdef rill__op_harness_input = {
+    .default_name = "harness_input",
+    .is_source = 1,
+    .step = harness_input_step,
+};
 
 /* ---- public calls --------------------------------------------------------- */
 

@@ -200,7 +200,15 @@ static int aggregate_process(rill_ctx *op, const void *rec, size_t len)
     return rill__emit(op, r->buf, acc_len, op->ts);
 }
 
-const rill__opdef rill__op_reduce = {"reduce", 0, 0, rolling_open, reduce_process, NULL,
-                                     rolling_close, NULL, NULL};
-const rill__opdef rill__op_aggregate = {"aggregate", 0, 0, rolling_open, aggregate_process,
-                                        NULL, rolling_close, NULL, NULL};
+const rill__opdef rill__op_reduce = {
+    .default_name = "reduce",
+    .open = rolling_open,
+    .process = reduce_process,
+    .close = rolling_close,
+};
+const rill__opdef rill__op_aggregate = {
+    .default_name = "aggregate",
+    .open = rolling_open,
+    .process = aggregate_process,
+    .close = rolling_close,
+};

@@ -151,8 +151,22 @@ static int file_sink_process(rill_ctx *op, const void *rec, size_t len)
     return line_process(op, rec, len, 0);
 }
 
-const rill__opdef rill__op_sink = {"sink", 0, 1, NULL, sink_process, NULL, NULL, NULL, NULL};
-const rill__opdef rill__op_print = {"print",       0,    1,         print_open,
-                                    print_process, NULL, line_close, NULL, NULL};
-const rill__opdef rill__op_file_sink = {"file_sink",       0,    1,         file_sink_open,
-                                        file_sink_process, NULL, line_close, NULL, NULL};
+const rill__opdef rill__op_sink = {
+    .default_name = "sink",
+    .is_sink = 1,
+    .process = sink_process,
+};
+const rill__opdef rill__op_print = {
+    .default_name = "print",
+    .is_sink = 1,
+    .open = print_open,
+    .process = print_process,
+    .close = line_close,
+};
+const rill__opdef rill__op_file_sink = {
+    .default_name = "file_sink",
+    .is_sink = 1,
+    .open = file_sink_open,
+    .process = file_sink_process,
+    .close = line_close,
+};

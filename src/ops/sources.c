@@ -45,6 +45,19 @@ static int range_open(rill_ctx *op, uint64_t next, uint64_t end, uint64_t stride
     return RILL_OK;
 }
 
+static int range_position(rill_ctx *op, uint64_t *pos)
+{
+    *pos = ((range_state *)op->priv)->next;
+    return RILL_OK;
+}
+
+static int range_seek(rill_ctx *op, uint64_t pos)
+{
+    range_state *r = op->priv;
+    r->next = pos;
+    return RILL_OK;
+}
+
 static int free_priv(rill_ctx *op, int ok)
 {
     (void)ok;
@@ -237,6 +250,31 @@ static int file_step(rill_ctx *op)
     return RILL_SOURCE_MORE;
 }
 
+static int file_position(rill_ctx *op, uint64_t *pos)
+{
+    *pos = ((file_state *)op->priv)->pos;
+    return RILL_OK;
+}
+
+static int file_seek(rill_ctx *op, uint64_t pos)
+{
+    file_state *fs = op->priv;
+    if (fs->is_stdin) {
+        rill__job_fail(op->st->job, RILL_EINVAL, op->node->name,
+                       "file_source '%s': standard input cannot go back to a checkpoint",
+                       op->node->name);
+        return RILL_EINVAL;
+    }
+    if (!fs->f)
+        return RILL_OK;
+    if (fseeko(fs->f, (off_t)pos, SEEK_SET) != 0)
+        return file_fail(op, "seek in", errno);
+    fs->pos = pos;
+    fs->off = fs->len = 0;
+    fs->eof = 0;
+    return RILL_OK;
+}
+
 static int file_close(rill_ctx *op, int ok)
 {
     (void)ok;
@@ -251,12 +289,44 @@ static int file_close(rill_ctx *op, int ok)
     return RILL_OK;
 }
 
-const rill__opdef rill__op_source = {"source", 1, 0, NULL, NULL, user_source_step, NULL, NULL, NULL};
-const rill__opdef rill__op_from_array = {"from_array",  1,           0,       records_open,
-                                         NULL,          records_step, free_priv, NULL, NULL};
-const rill__opdef rill__op_from_records = {"from_records", 1,           0,       records_open,
-                                           NULL,           records_step, free_priv, NULL, NULL};
-const rill__opdef rill__op_generator = {"generator",    1,           0,       generator_open,
-                                        NULL,           generator_step, free_priv, NULL, NULL};
-const rill__opdef rill__op_file_source = {"file_source", 1,          0,         file_open,
-                                          NULL,          file_step,  file_close, NULL, NULL};
+const rill__opdef rill__op_source = {
+    .default_name = "source",
+    .is_source = 1,
+    .step = user_source_step,
+};
+const rill__opdef rill__op_from_array = {
+    .default_name = "from_array",
+    .is_source = 1,
+    .open = records_open,
+    .step = records_step,
+    .close = free_priv,
+    .position = range_position,
+    .seek = range_seek,
+};
+const rill__opdef rill__op_from_records = {
+    .default_name = "from_records",
+    .is_source = 1,
+    .open = records_open,
+    .step = records_step,
+    .close = free_priv,
+    .position = range_position,
+    .seek = range_seek,
+};
+const rill__opdef rill__op_generator = {
+    .default_name = "generator",
+    .is_source = 1,
+    .open = generator_open,
+    .step = generator_step,
+    .close = free_priv,
+    .position = range_position,
+    .seek = range_seek,
+};
+const rill__opdef rill__op_file_source = {
+    .default_name = "file_source",
+    .is_source = 1,
+    .open = file_open,
+    .step = file_step,
+    .close = file_close,
+    .position = file_position,
+    .seek = file_seek,
+};

@@ -41,7 +41,19 @@ static int identity_process(rill_ctx *op, const void *rec, size_t len)
     return rill__emit(op, rec, len, op->ts);
 }
 
-const rill__opdef rill__op_map = {"map", 0, 0, NULL, map_process, NULL, NULL, NULL, NULL};
-const rill__opdef rill__op_filter = {"filter", 0, 0, NULL, filter_process, NULL, NULL, NULL, NULL};
-const rill__opdef rill__op_flat_map = {"flat_map", 0, 0, NULL, flat_map_process, NULL, NULL, NULL, NULL};
-const rill__opdef rill__op_identity = {"declared", 0, 0, NULL, identity_process, NULL, NULL, NULL, NULL};
+const rill__opdef rill__op_map = {
+    .default_name = "map",
+    .process = map_process,
+};
+const rill__opdef rill__op_filter = {
+    .default_name = "filter",
+    .process = filter_process,
+};
+const rill__opdef rill__op_flat_map = {
+    .default_name = "flat_map",
+    .process = flat_map_process,
+};
+const rill__opdef rill__op_identity = {
+    .default_name = "declared",
+    .process = identity_process,
+};

@@ -41,6 +41,7 @@ void rill__job_destroy(rill__job *job)
 {
     if (!job)
         return;
+    rill__ckpt_free(job); /* reads the subtasks */
     for (size_t i = 0; i < job->n_ctxs; i++) {
         rill_ctx *c = job->ctxs[i];
         free_outs(c->out, c->n_out);
@@ -62,6 +63,7 @@ void rill__job_destroy(rill__job *job)
     for (size_t i = 0; i < job->n_gates; i++)
         rill__gate_free(job->gates[i]);
     rill__free(job->gates);
+    rill__restore_free(job);
     rill__free(job->failed_op);
     if (job->state_dir) {
         nftw(job->state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -256,6 +258,7 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
                     goto fail_tmp;
                 }
                 st->job = job;
+                st->number = (int)job->n_subs - 1;
                 st->index = i;
                 st->flush_at = INT64_MAX;
                 st->tick_at = INT64_MAX;

@@ -114,22 +114,6 @@ int rill__chan_send(rill__chan *c, rill__event ev, rill__buf **spare)
 {
     rill__gate *g = c->gate;
     pthread_mutex_lock(&g->mu);
-    if (g->unbounded && c->count == c->ring_cap) {
-        /* Under a harness one thread plays every subtask: never block. */
-        rill__event *nr = rill__malloc(sizeof *nr * (size_t)c->ring_cap * 2);
-        if (!nr) {
-            pthread_mutex_unlock(&g->mu);
-            if (ev.kind == RILL__EV_DATA)
-                rill__free(ev.buf);
-            return RILL_ENOMEM;
-        }
-        for (int i = 0; i < c->count; i++)
-            nr[i] = c->ring[(c->head + i) % c->ring_cap];
-        rill__free(c->ring);
-        c->ring = nr;
-        c->head = 0;
-        c->ring_cap *= 2;
-    }
     if (ev.kind == RILL__EV_DATA) {
         while (c->data_count >= g->capacity && !g->unbounded && !stopping(g)) {
             c->producer_waiting = 1;
@@ -153,11 +137,39 @@ int rill__chan_send(rill__chan *c, rill__event ev, rill__buf **spare)
             }
         }
     }
+    if (c->count == c->ring_cap) {
+        /* Data is bounded by capacity; END, barriers and, under a harness
+         * (one thread plays every subtask, so never block), data too may
+         * need more room. */
+        rill__event *nr = rill__malloc(sizeof *nr * (size_t)c->ring_cap * 2);
+        if (!nr) {
+            if (ev.kind == RILL__EV_DATA) {
+                c->data_count--;
+                if (spare && *spare) {
+                    (*spare)->next = c->free_bufs;
+                    c->free_bufs = *spare;
+                    *spare = NULL;
+                }
+            }
+            pthread_mutex_unlock(&g->mu);
+            if (ev.kind == RILL__EV_DATA)
+                rill__free(ev.buf);
+            return RILL_ENOMEM;
+        }
+        for (int i = 0; i < c->count; i++)
+            nr[i] = c->ring[(c->head + i) % c->ring_cap];
+        rill__free(c->ring);
+        c->ring = nr;
+        c->head = 0;
+        c->ring_cap *= 2;
+    }
     c->ring[(c->head + c->count) % c->ring_cap] = ev;
     c->count++;
-    g->pending++;
-    if (g->consumer_waiting)
-        pthread_cond_signal(&g->cv_data);
+    if (!c->blocked) {
+        g->pending++;
+        if (g->consumer_waiting)
+            pthread_cond_signal(&g->cv_data);
+    }
     pthread_mutex_unlock(&g->mu);
     return RILL_OK;
 }
@@ -197,7 +209,7 @@ int rill__gate_next(rill__gate *g, rill__event *ev, rill__chan **from, int64_t d
     for (int k = 0; k < n; k++) {
         int i = (g->rr + k) % n;
         rill__chan *c = g->ch[i];
-        if (c->count == 0)
+        if (c->count == 0 || c->blocked)
             continue;
         *ev = c->ring[c->head];
         c->head = (c->head + 1) % c->ring_cap;
@@ -215,6 +227,29 @@ int rill__gate_next(rill__gate *g, rill__event *ev, rill__chan **from, int64_t d
     }
     pthread_mutex_unlock(&g->mu);
     return 0; /* unreachable: pending > 0 means some channel has an event */
+}
+
+void rill__gate_block(rill__gate *g, rill__chan *c)
+{
+    pthread_mutex_lock(&g->mu);
+    if (!c->blocked) {
+        c->blocked = 1;
+        g->pending -= c->count;
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+void rill__gate_unblock_all(rill__gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    for (int i = 0; i < g->n_ch; i++) {
+        rill__chan *c = g->ch[i];
+        if (c->blocked) {
+            c->blocked = 0;
+            g->pending += c->count;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
 }
 
 void rill__gate_wake(rill__gate *g)

@@ -35,11 +35,16 @@ typedef struct rill__rechdr {
 #define RILL__REC_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
 #define RILL__REC_SPACE(len) (sizeof(rill__rechdr) + RILL__REC_ALIGN(len))
 
-typedef enum rill__ev_kind { RILL__EV_DATA = 1, RILL__EV_END = 2 } rill__ev_kind;
+typedef enum rill__ev_kind {
+    RILL__EV_DATA = 1,
+    RILL__EV_END = 2,
+    RILL__EV_BARRIER = 3 /* checkpoint barrier id */
+} rill__ev_kind;
 
 typedef struct rill__event {
     int kind;
     rill__buf *buf; /* DATA */
+    int64_t id;     /* BARRIER */
 } rill__event;
 
 typedef struct rill__gate rill__gate;
@@ -52,6 +57,7 @@ typedef struct rill__chan {
     rill__event *ring;
     int ring_cap, head, count, data_count;
     int producer_waiting;
+    int blocked; /* held back by barrier alignment: the consumer skips it */
     pthread_cond_t cv_space;
     rill__buf *free_bufs;
     /* Producer side only. */
@@ -65,7 +71,7 @@ struct rill__gate {
     rill__chan **ch;
     int n_ch, cap_ch;
     int rr;
-    int pending; /* events queued over all channels */
+    int pending; /* events queued over all channels that are not blocked */
     int consumer_waiting;
     int n_ended; /* consumer side only */
     size_t buf_size;
@@ -94,6 +100,11 @@ rill__buf *rill__buf_new(size_t cap);
  * time deadline_ms passes (returns 0). Returns 1 with *ev and *from set. */
 int rill__gate_next(rill__gate *g, rill__event *ev, rill__chan **from, int64_t deadline_ms,
                     rill__buf *recycle, rill__chan *recycle_ch);
+/* Consumer: hold channel c back (barrier alignment) / release every
+ * channel. */
+void rill__gate_block(rill__gate *g, rill__chan *c);
+void rill__gate_unblock_all(rill__gate *g);
+
 /* Wake every thread waiting on g (used when the job stops). */
 void rill__gate_wake(rill__gate *g);
 

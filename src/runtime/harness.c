@@ -120,8 +120,11 @@ static int capture_process(rill_ctx *op, const void *rec, size_t len)
     return rill__capture(op, rec, len);
 }
 
-static const rill__opdef capture_def = {"harness output", 0, 1, NULL, capture_process,
-                                        NULL, NULL, NULL, NULL};
+static const rill__opdef capture_def = {
+    .default_name = "harness output",
+    .is_sink = 1,
+    .process = capture_process,
+};
 
 /* ---- failures ----------------------------------------------------------- */
 

@@ -88,10 +88,13 @@ static int run_source(rill__subtask *st)
     rill_ctx *h = st->ops[0];
     int (*step)(rill_ctx *) = h->node->def->step;
     unsigned n = 0;
+    int ckpt = st->job->ckpt != NULL, rc;
     for (;;) {
         if (stopping_now(st))
             return RILL_ECANCELED;
-        int rc = step(h);
+        if (__builtin_expect(ckpt, 0) && (rc = rill__source_barrier(st)))
+            return rc;
+        rc = step(h);
         if (__builtin_expect(h->idle_out, 0) && rc >= 0) {
             int rc2 = rill__idle_resume(h);
             if (rc2)
@@ -197,8 +200,12 @@ int rill__subtask_consume(rill__subtask *st, const rill__event *ev, rill__chan *
     int rc = RILL_OK;
     if (ev->kind == RILL__EV_END) {
         g->n_ended++;
+        if (st->job->ckpt && (rc = rill__subtask_on_end(st, from)))
+            return rc;
         return rill__wmtrack_end(h->track, h, from->idx);
     }
+    if (ev->kind == RILL__EV_BARRIER)
+        return rill__subtask_on_barrier(st, from, ev->id);
     rill__buf *b = ev->buf;
     st->held = b;
     st->held_ch = from;
@@ -302,6 +309,15 @@ int rill__subtask_open(rill__subtask *st)
             return rc;
         }
         op->opened = 1;
+        if (st->job->restore) {
+            char err[RILL__ERRMSG_MAX];
+            err[0] = '\0';
+            if ((rc = rill__restore_op(op, err))) {
+                if (rc != RILL_ECANCELED)
+                    rill__job_fail(st->job, rc, n->name, "%s", err[0] ? err : rill_strerror(rc));
+                return rc;
+            }
+        }
         if (n->idle_timeout && n->def->is_source) {
             op->idle_since = rill__proc_now(op);
             rill__op_wake(op, rill__time_add(op->idle_since, n->idle_timeout));
@@ -426,6 +442,7 @@ RILL_API int rill_job_wait(rill_job *job)
         job->joining = 1;
         pthread_mutex_unlock(&job->mu);
         join_all(job);
+        rill__ckpt_stop(job);
         pthread_mutex_lock(&job->mu);
         if (job->n_exited < (int)job->n_subs) {
             /* Threads that never started (launch failed) count as exited. */

@@ -14,7 +14,7 @@ static int send_cur(rill__chan *c)
     rill__buf *b = c->cur, *spare = NULL;
     c->cur = NULL;
     c->deadline = INT64_MAX;
-    rill__event ev = {RILL__EV_DATA, b};
+    rill__event ev = {RILL__EV_DATA, b, 0};
     int rc = rill__chan_send(c, ev, &spare);
     if (rc)
         return rc;
@@ -214,7 +214,24 @@ int rill__subtask_end_outputs(rill__subtask *st)
     for (size_t i = 0; i < st->n_outs; i++) {
         rill__netout *o = st->outs[i];
         for (int k = 0; k < o->n_ch; k++) {
-            rill__event ev = {RILL__EV_END, NULL};
+            rill__event ev = {RILL__EV_END, NULL, 0};
+            if ((rc = rill__chan_send(o->ch[k], ev, NULL)))
+                return rc;
+        }
+    }
+    return RILL_OK;
+}
+
+int rill__subtask_barrier_out(rill__subtask *st, int64_t id)
+{
+    /* Records before the barrier go first. */
+    int rc = rill__subtask_flush(st, INT64_MAX);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < st->n_outs; i++) {
+        rill__netout *o = st->outs[i];
+        for (int k = 0; k < o->n_ch; k++) {
+            rill__event ev = {RILL__EV_BARRIER, NULL, id};
             if ((rc = rill__chan_send(o->ch[k], ev, NULL)))
                 return rc;
         }

@@ -39,6 +39,10 @@ typedef struct rill__opdef {
      * idleness); sets op->wake_at to when it wants to run next (INT64_MAX:
      * never). Called when now >= op->wake_at. May be NULL. */
     int (*on_tick)(rill_ctx *op, int64_t now);
+    /* Replayable sources: the position of the next record, and going back
+     * to a position taken earlier (restore). May be NULL. */
+    int (*position)(rill_ctx *op, uint64_t *pos);
+    int (*seek)(rill_ctx *op, uint64_t pos);
 } rill__opdef;
 
 /* Records of one operator instance to the subtasks of one consumer. */
@@ -139,6 +143,13 @@ struct rill__subtask {
     int started;
     rill__buf *held; /* buffer being consumed, given back to held_ch after */
     rill__chan *held_ch;
+    /* Checkpoints (checkpoint.c). */
+    int number;                /* position in job->subs */
+    _Atomic int64_t barrier_req; /* sources: checkpoint the coordinator asks for */
+    int64_t align_id;          /* checkpoint being aligned or last taken */
+    int aligning;
+    int64_t *seen;             /* consumer: last barrier id per input channel */
+    unsigned char *ended;      /* consumer: input channel ended */
 };
 
 struct rill_job {
@@ -162,6 +173,8 @@ struct rill_job {
     size_t n_gates, cap_gates;
 
     atomic_int stopping;
+    struct rill__ckpt *ckpt; /* checkpointing, or NULL */
+    struct rill__restore *restore; /* the snapshot the job starts from, or NULL */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int n_finished; /* subtasks that ended normally */
@@ -292,6 +305,26 @@ int rill__capture_watermark(rill_ctx *op, int64_t wm);
 /* Harness: a side output record of the operator under test that no stream
  * consumes. */
 int rill__capture_side(rill_ctx *op, const char *tag, const void *rec, size_t len);
+
+/* Checkpoints (checkpoint.c). Send barrier id on every output channel. */
+int rill__subtask_barrier_out(rill__subtask *st, int64_t id);
+/* A barrier from channel c reached consumer st (aligns, then snapshots). */
+int rill__subtask_on_barrier(rill__subtask *st, rill__chan *c, int64_t id);
+/* Input channel c of st ended (it counts as aligned). */
+int rill__subtask_on_end(rill__subtask *st, rill__chan *c);
+/* Sources: take the checkpoint the coordinator asks for, if any. */
+int rill__source_barrier(rill__subtask *st);
+/* Start / stop the coordinator of a job with checkpointing. */
+int rill__ckpt_start(rill__job *job);
+void rill__ckpt_stop(rill__job *job);
+void rill__ckpt_free(rill__job *job);
+
+/* Restore (restore.c): find and check the snapshot at path for job; give
+ * an operator subtask its state or source position; the checkpoint id. */
+int rill__restore_prepare(rill__job *job, const char *path, int allow_unknown, char *err);
+int rill__restore_op(rill_ctx *op, char *err);
+int64_t rill__restore_id(const rill__job *job);
+void rill__restore_free(rill__job *job);
 
 /* Launch the threads of a built job (job.c). */
 int rill__job_launch(rill__job *job);

@@ -664,3 +664,130 @@ void rill__kv_stats(const rill__kv *kv, rill__kvstats *s)
     s->evictions = kv->n_evictions;
     s->db_reads = kv->n_db_reads;
 }
+
+/* ---- restore ---------------------------------------------------------------- */
+
+/* Put m records of buf from *off on in txn; keys above every key of the
+ * DBI are appended (LMDB's fast path for sorted loads). */
+static int load_some(rill__kv *kv, MDB_txn *txn, unsigned sid, const unsigned char *buf,
+                     size_t *off, size_t m)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, kv->dbi[sid], &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    const unsigned char *last = NULL;
+    size_t last_len = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0) {
+        memcpy(kv->kbuf, k.mv_data, k.mv_size); /* no key exceeds maxkey */
+        last = kv->kbuf;
+        last_len = k.mv_size;
+    } else if (rc != MDB_NOTFOUND) {
+        mdb_cursor_close(cur);
+        return rc;
+    }
+    int empty = rc == MDB_NOTFOUND;
+    rc = 0;
+    size_t o = *off;
+    for (size_t i = 0; i < m && !rc; i++) {
+        size_t kl = rill__rd32(buf + o), vl = rill__rd32(buf + o + 4);
+        const unsigned char *key = buf + o + 8;
+        k.mv_size = kl;
+        k.mv_data = (void *)key;
+        v.mv_size = vl;
+        v.mv_data = (void *)(key + kl);
+        int after = empty || rill__keycmp(key, kl, last, last_len) > 0;
+        rc = mdb_cursor_put(cur, &k, &v, after ? MDB_APPEND : 0);
+        if (!rc && after) {
+            empty = 0;
+            last = key;
+            last_len = kl;
+        }
+        o += 8 + kl + vl;
+    }
+    mdb_cursor_close(cur);
+    *off = o;
+    return rc;
+}
+
+int rill__kv_load(rill__kv *kv, unsigned sid, const unsigned char *buf, size_t len)
+{
+    size_t n = 0;
+    for (size_t o = 0; o < len; n++)
+        o += 8 + (size_t)rill__rd32(buf + o) + rill__rd32(buf + o + 4);
+    size_t pos = 0, done = 0, chunk = n;
+    rill__kvi_pause(kv);
+    while (done < n) {
+        size_t m = chunk < n - done ? chunk : n - done;
+        size_t off = pos;
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
+        if (rc)
+            return rill__kvi_fail(kv, -1, "mdb_txn_begin", rc);
+        const char *what = "mdb_put";
+        rc = load_some(kv, txn, sid, buf, &off, m);
+        if (rc) {
+            mdb_txn_abort(txn);
+        } else {
+            what = "mdb_txn_commit";
+            rc = mdb_txn_commit(txn);
+        }
+        if (rc == MDB_MAP_FULL) {
+            if ((rc = rill__kvi_grow(kv)) != RILL_OK)
+                return rc;
+            continue;
+        }
+        if (rc == MDB_TXN_FULL && m > 1) {
+            chunk = m / 2;
+            continue;
+        }
+        if (rc)
+            return rill__kvi_fail(kv, (int)sid, what, rc);
+        kv->n_flushes++;
+        kv->used[sid] = 1;
+        pos = off;
+        done += m;
+    }
+    return rill__kvi_resume(kv);
+}
+
+int rill__kv_empty(rill__kv *kv)
+{
+    for (size_t i = 0; i < kv->cap; i++)
+        if (kv->slots[i].e)
+            kv->slots[i].e->flags &= (uint8_t)~RILL__KV_DIRTY;
+    rill__kvc_evict(kv, 0, 1);
+    for (size_t i = 0; i < kv->n; i++)
+        kv->resume_len[i] = 0;
+    rill__kvi_pause(kv);
+    for (;;) {
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
+        if (rc)
+            return rill__kvi_fail(kv, -1, "mdb_txn_begin", rc);
+        const char *what = "mdb_drop";
+        int sid = -1;
+        for (size_t i = 0; i < kv->n && !rc; i++) {
+            sid = (int)i;
+            rc = mdb_drop(txn, kv->dbi[i], 0);
+        }
+        if (rc) {
+            mdb_txn_abort(txn);
+        } else {
+            what = "mdb_txn_commit";
+            sid = -1;
+            rc = mdb_txn_commit(txn);
+        }
+        if (rc == MDB_MAP_FULL) {
+            if ((rc = rill__kvi_grow(kv)) != RILL_OK)
+                return rc;
+            continue;
+        }
+        if (rc)
+            return rill__kvi_fail(kv, sid, what, rc);
+        kv->n_flushes++;
+        return rill__kvi_resume(kv);
+    }
+}

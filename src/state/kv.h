@@ -278,6 +278,18 @@ MDB_dbi rill__kv_dbi(const rill__kv *kv, unsigned sid);
 /* Tell the store that sid's DBI may hold records written behind its back
  * (restore): cache misses then read LMDB. */
 void rill__kv_mark_used(rill__kv *kv, unsigned sid);
+/* Restore: put records into sid's DBI, behind the cache's back. buf[0..len)
+ * holds them one after the other, each [u32 key length][u32 value
+ * length][key][value] (native order), keys being whole LMDB keys (at most
+ * rill__kv_max_key bytes). One write transaction for all (a full map grows
+ * and the transaction is retried; one with too many dirty pages is split);
+ * keys above every key of the DBI are appended (sorted input loads
+ * fastest). Marks sid used. The cache must hold no entry of these keys
+ * (rill__kv_drop_cache first). */
+int rill__kv_load(rill__kv *kv, unsigned sid, const unsigned char *buf, size_t len);
+/* Remove every record of every state from LMDB and the cache (a failed
+ * restore). Dirty entries are dropped, not written. */
+int rill__kv_empty(rill__kv *kv);
 /* Encode the LMDB key prefix of (kg, key, ns) into buf (6 + klen + nslen
  * bytes); returns its length. */
 size_t rill__kv_encode_key(unsigned char *buf, uint16_t kg, const void *key, size_t klen,

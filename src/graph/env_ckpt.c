@@ -1,0 +1,98 @@
+/* env_ckpt.c - checkpoint settings of an environment. */
+#include "graph/graph.h"
+#include "util/alloc.h"
+
+static int busy(rill_env *env, const char *what)
+{
+    if (atomic_load(&env->running))
+        return rill__env_error(env, RILL_ESTATE, "%s: a job of this environment is running",
+                               what);
+    return RILL_OK;
+}
+
+RILL_API int rill_env_enable_checkpointing(rill_env *env, int64_t interval_ms, const char *dir,
+                                           int mode)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_enable_checkpointing");
+    if (rc)
+        return rc;
+    if (interval_ms < 1 || interval_ms > 86400000)
+        return rill__env_error(env, RILL_EINVAL,
+                               "checkpoint interval %lld ms is out of range 1..86400000",
+                               (long long)interval_ms);
+    if (!dir || !*dir)
+        return rill__env_error(env, RILL_EINVAL, "checkpoint directory is NULL or empty");
+    if (mode != RILL_EXACTLY_ONCE && mode != RILL_AT_LEAST_ONCE)
+        return rill__env_error(env, RILL_EINVAL, "checkpoint mode %d is neither "
+                               "RILL_EXACTLY_ONCE nor RILL_AT_LEAST_ONCE", mode);
+    char *d = rill__strdup(dir);
+    if (!d)
+        return rill__env_error(env, RILL_ENOMEM, "out of memory");
+    rill__free(env->ckpt_dir);
+    env->ckpt_dir = d;
+    env->ckpt_interval = interval_ms;
+    env->ckpt_mode = mode;
+    return RILL_OK;
+}
+
+RILL_API int rill_env_set_checkpoint_timeout(rill_env *env, int64_t ms)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_checkpoint_timeout");
+    if (rc)
+        return rc;
+    if (ms < 1)
+        return rill__env_error(env, RILL_EINVAL, "checkpoint timeout %lld ms is not > 0",
+                               (long long)ms);
+    env->ckpt_timeout = ms;
+    return RILL_OK;
+}
+
+RILL_API int rill_env_set_checkpoint_min_pause(rill_env *env, int64_t ms)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_checkpoint_min_pause");
+    if (rc)
+        return rc;
+    if (ms < 0)
+        return rill__env_error(env, RILL_EINVAL, "checkpoint min pause %lld ms is negative",
+                               (long long)ms);
+    env->ckpt_min_pause = ms;
+    return RILL_OK;
+}
+
+RILL_API int rill_env_set_checkpoints_retained(rill_env *env, int n)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_checkpoints_retained");
+    if (rc)
+        return rc;
+    if (n < 1 || n > 1000)
+        return rill__env_error(env, RILL_EINVAL,
+                               "retained checkpoints %d is out of range 1..1000", n);
+    env->ckpt_retained = n;
+    return RILL_OK;
+}
+
+RILL_API int rill_env_set_restore(rill_env *env, const char *path, int allow_non_restored)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_restore");
+    if (rc)
+        return rc;
+    char *p = NULL;
+    if (path && !*path)
+        return rill__env_error(env, RILL_EINVAL, "restore path is empty");
+    if (path && !(p = rill__strdup(path)))
+        return rill__env_error(env, RILL_ENOMEM, "out of memory");
+    rill__free(env->restore_path);
+    env->restore_path = p;
+    env->restore_allow_unknown = allow_non_restored != 0;
+    return RILL_OK;
+}

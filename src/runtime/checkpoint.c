@@ -1,0 +1,401 @@
+/* checkpoint.c - checkpoints: the coordinator thread that triggers them,
+ * barrier alignment in consumers, the snapshot of a subtask's operators
+ * into one file, acknowledgements and the checkpoint's _metadata.
+ *
+ * Checkpoint n lives in <dir>/chk-<n>: one file per subtask
+ * (<subtask number>.snap) and _metadata, written last and atomically. A
+ * checkpoint without _metadata does not exist. Checkpoints are taken while
+ * every subtask runs; one that is pending when a subtask finishes, fails
+ * or times out is discarded and the job goes on.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "graph/graph.h"
+#include "runtime/task.h"
+#include "snapshot/format.h"
+#include "state/snapshot.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+typedef struct rill__ckpt {
+    int64_t interval, timeout, min_pause;
+    int mode, retained;
+    char *dir;
+    pthread_t thread;
+    int started;
+    pthread_cond_t cv; /* with job->mu */
+    int stop;
+    int64_t last_id;   /* last triggered */
+    int64_t pending;   /* in flight, 0 when none */
+    int64_t completed; /* last completed */
+    int acks;
+    int failed;
+    rill__snap_meta_file *files; /* per subtask of the pending checkpoint */
+    int64_t *kept;               /* completed ids still on disk, oldest first */
+    int n_kept;
+} rill__ckpt;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void chk_dir(char *buf, size_t cap, const rill__ckpt *c, int64_t id)
+{
+    snprintf(buf, cap, "%s/chk-%lld", c->dir, (long long)id);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void remove_chk(const rill__ckpt *c, int64_t id)
+{
+    char d[4096];
+    chk_dir(d, sizeof d, c, id);
+    nftw(d, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- the subtask side ------------------------------------------------- */
+
+/* Tell the coordinator that st took (rc == 0) or could not take checkpoint
+ * id; info describes its file. */
+static void ack(rill__subtask *st, int64_t id, int rc, const rill__snap_fileinfo *info,
+                const char *name)
+{
+    rill__job *job = st->job;
+    rill__ckpt *c = job->ckpt;
+    pthread_mutex_lock(&job->mu);
+    if (c->pending == id) {
+        if (rc) {
+            c->failed = 1;
+        } else {
+            rill__snap_meta_file *f = &c->files[st->number];
+            rill__free(f->name);
+            f->name = rill__strdup(name);
+            f->size = info->size;
+            f->digest = info->digest;
+            if (!f->name)
+                c->failed = 1;
+        }
+        c->acks++;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&job->mu);
+}
+
+/* A replayable source's position: subtask u32 | parallelism u32 | pos u64. */
+static int snapshot_position(rill_ctx *op, rill__snap_writer *w)
+{
+    uint64_t pos;
+    int rc = op->node->def->position(op, &pos);
+    if (rc)
+        return rc;
+    unsigned char b[16];
+    uint32_t sub = (uint32_t)op->subtask, par = (uint32_t)op->parallelism;
+    memcpy(b, &sub, 4);
+    memcpy(b + 4, &par, 4);
+    memcpy(b + 8, &pos, 8);
+    if ((rc = rill__snap_writer_section_begin(w, RILL__SNAP_SOURCE, op->node->resolved_uid,
+                                              "position", RILL__SNAP_NO_KG, RILL__SNAP_NO_KG)) ||
+        (rc = rill__snap_writer_append(w, b, sizeof b)))
+        return rc;
+    return rill__snap_writer_section_end(w);
+}
+
+/* Snapshot every stateful operator of st into one file, then forward the
+ * barrier and acknowledge. */
+static int take(rill__subtask *st, int64_t id)
+{
+    rill__job *job = st->job;
+    rill__ckpt *c = job->ckpt;
+    char dir[4096], path[4200], name[32], err[RILL__ERRMSG_MAX];
+    chk_dir(dir, sizeof dir, c, id);
+    snprintf(name, sizeof name, "%d.snap", st->number);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    err[0] = 0;
+    rill__snap_writer *w = NULL;
+    rill__snap_fileinfo info = {0, 0};
+    int rc = rill__snap_writer_open(&w, path, err);
+    for (size_t i = 0; i < st->n_ops && !rc; i++) {
+        rill_ctx *op = st->ops[i];
+        if (op->node->def->position)
+            rc = snapshot_position(op, w);
+        if (!rc && (op->n_states || op->timers[0] || op->timers[1]))
+            rc = rill__state_snapshot(op, w, err);
+    }
+    if (!rc) {
+        rc = rill__snap_writer_commit(w, &info, err);
+    } else {
+        if (w && !err[0])
+            rill__fmt(err, "%s", rill__snap_writer_errmsg(w));
+        rill__snap_writer_abort(w);
+    }
+    if (rc)
+        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: %s",
+                  job->name, (long long)id, st->number, err[0] ? err : rill_strerror(rc));
+    ack(st, id, rc, &info, name);
+    /* A failed snapshot discards the checkpoint, not the job. */
+    return rill__subtask_barrier_out(st, id);
+}
+
+int rill__source_barrier(rill__subtask *st)
+{
+    int64_t id = atomic_load_explicit(&st->barrier_req, memory_order_acquire);
+    if (id <= st->align_id)
+        return RILL_OK;
+    st->align_id = id;
+    return take(st, id);
+}
+
+static int aligned(const rill__subtask *st)
+{
+    const rill__gate *g = st->gate;
+    for (int i = 0; i < g->n_ch; i++)
+        if (!st->ended[i] && st->seen[i] != st->align_id)
+            return 0;
+    return 1;
+}
+
+static int complete_alignment(rill__subtask *st)
+{
+    st->aligning = 0;
+    int rc = take(st, st->align_id);
+    rill__gate_unblock_all(st->gate);
+    return rc;
+}
+
+int rill__subtask_on_barrier(rill__subtask *st, rill__chan *ch, int64_t id)
+{
+    if (id < st->align_id || (id == st->align_id && !st->aligning))
+        return RILL_OK; /* a checkpoint that was given up */
+    if (id > st->align_id) {
+        if (st->aligning)
+            rill__gate_unblock_all(st->gate); /* a newer checkpoint wins */
+        st->align_id = id;
+        st->aligning = 1;
+    }
+    st->seen[ch->idx] = id;
+    if (aligned(st))
+        return complete_alignment(st);
+    if (st->job->ckpt->mode == RILL_EXACTLY_ONCE)
+        rill__gate_block(st->gate, ch);
+    return RILL_OK;
+}
+
+int rill__subtask_on_end(rill__subtask *st, rill__chan *ch)
+{
+    st->ended[ch->idx] = 1;
+    if (st->aligning && aligned(st))
+        return complete_alignment(st);
+    return RILL_OK;
+}
+
+/* ---- the coordinator ---------------------------------------------------- */
+
+static int write_metadata(rill__job *job, int64_t id, char *err)
+{
+    rill__ckpt *c = job->ckpt;
+    char dir[4096], path[4200];
+    chk_dir(dir, sizeof dir, c, id);
+    snprintf(path, sizeof path, "%s/_metadata", dir);
+    char jobinfo[64];
+    int n = snprintf(jobinfo, sizeof jobinfo, "max_parallelism=%d", job->max_parallelism);
+    rill__snap_meta m;
+    memset(&m, 0, sizeof m);
+    m.checkpoint_id = (uint64_t)id;
+    m.timestamp_ms = wall_ms();
+    m.n_files = job->n_subs;
+    m.files = c->files;
+    m.job = jobinfo;
+    m.job_len = (size_t)n;
+    return rill__snap_meta_write(path, &m, err);
+}
+
+/* Keep the last `retained` completed checkpoints. */
+static void retain(rill__ckpt *c, int64_t id)
+{
+    if (c->n_kept == c->retained) {
+        remove_chk(c, c->kept[0]);
+        memmove(c->kept, c->kept + 1, sizeof *c->kept * (size_t)(c->n_kept - 1));
+        c->n_kept--;
+    }
+    c->kept[c->n_kept++] = id;
+}
+
+static int timed_wait(rill__job *job, int64_t until_wall)
+{
+    rill__ckpt *c = job->ckpt;
+    int64_t left = until_wall - wall_ms();
+    if (left <= 0)
+        return ETIMEDOUT;
+    struct timespec ts = rill__deadline_ts(rill__now_ms() + left);
+    return pthread_cond_timedwait(&c->cv, &job->mu, &ts);
+}
+
+/* With job->mu held: run checkpoint id to its end. */
+static void run_checkpoint(rill__job *job, int64_t id)
+{
+    rill__ckpt *c = job->ckpt;
+    char dir[4096], err[RILL__ERRMSG_MAX];
+    chk_dir(dir, sizeof dir, c, id);
+    if (mkdir(c->dir, 0777) && errno != EEXIST) {
+        rill__log(RILL_LOG_WARN, "job '%s': cannot create checkpoint directory '%s': %s",
+                  job->name, c->dir, strerror(errno));
+        return;
+    }
+    if (mkdir(dir, 0777) && errno != EEXIST) {
+        rill__log(RILL_LOG_WARN, "job '%s': cannot create '%s': %s", job->name, dir,
+                  strerror(errno));
+        return;
+    }
+    c->pending = id;
+    c->acks = 0;
+    c->failed = 0;
+    for (size_t i = 0; i < job->n_subs; i++)
+        if (!job->subs[i]->gate)
+            atomic_store_explicit(&job->subs[i]->barrier_req, id, memory_order_release);
+    int64_t deadline = wall_ms() + c->timeout;
+    while (c->acks < (int)job->n_subs && !c->stop && !c->failed && job->n_exited == 0 &&
+           job->n_finished == 0 && wall_ms() < deadline)
+        timed_wait(job, deadline);
+    int done = c->acks == (int)job->n_subs && !c->failed;
+    c->pending = 0;
+    if (!done) {
+        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld discarded", job->name,
+                  (long long)id);
+        pthread_mutex_unlock(&job->mu);
+        remove_chk(c, id);
+        pthread_mutex_lock(&job->mu);
+        return;
+    }
+    pthread_mutex_unlock(&job->mu);
+    err[0] = 0;
+    int rc = write_metadata(job, id, err);
+    pthread_mutex_lock(&job->mu);
+    if (rc) {
+        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld: %s", job->name, (long long)id, err);
+        pthread_mutex_unlock(&job->mu);
+        remove_chk(c, id);
+        pthread_mutex_lock(&job->mu);
+        return;
+    }
+    c->completed = id;
+    retain(c, id);
+}
+
+static void *coordinator(void *arg)
+{
+    rill__job *job = arg;
+    rill__ckpt *c = job->ckpt;
+    pthread_mutex_lock(&job->mu);
+    int64_t next = wall_ms() + c->interval;
+    while (!c->stop && job->n_exited == 0) {
+        if (wall_ms() < next) {
+            timed_wait(job, next);
+            continue;
+        }
+        int64_t start = wall_ms();
+        run_checkpoint(job, ++c->last_id);
+        int64_t after = wall_ms() + c->min_pause;
+        next = start + c->interval > after ? start + c->interval : after;
+    }
+    pthread_mutex_unlock(&job->mu);
+    return NULL;
+}
+
+int rill__ckpt_start(rill__job *job)
+{
+    rill_env *env = job->env;
+    if (!env->ckpt_interval)
+        return RILL_OK;
+    rill__ckpt *c = rill__calloc(1, sizeof *c);
+    if (!c)
+        return RILL_ENOMEM;
+    job->ckpt = c;
+    c->interval = env->ckpt_interval;
+    c->timeout = env->ckpt_timeout;
+    c->min_pause = env->ckpt_min_pause;
+    c->mode = env->ckpt_mode;
+    c->retained = env->ckpt_retained;
+    c->dir = rill__strdup(env->ckpt_dir);
+    c->last_id = rill__restore_id(job); /* numbering goes on after a restore */
+    c->files = rill__calloc(job->n_subs ? job->n_subs : 1, sizeof *c->files);
+    c->kept = rill__calloc((size_t)c->retained, sizeof *c->kept);
+    if (!c->dir || !c->files || !c->kept || pthread_cond_init(&c->cv, NULL)) {
+        rill__free(c->dir);
+        rill__free(c->files);
+        rill__free(c->kept);
+        rill__free(c);
+        job->ckpt = NULL;
+        return RILL_ENOMEM;
+    }
+    for (size_t i = 0; i < job->n_subs; i++) {
+        rill__subtask *st = job->subs[i];
+        if (!st->gate)
+            continue;
+        st->seen = rill__calloc((size_t)st->gate->n_ch + 1, sizeof *st->seen);
+        st->ended = rill__calloc((size_t)st->gate->n_ch + 1, 1);
+        if (!st->seen || !st->ended)
+            return RILL_ENOMEM;
+    }
+    if (pthread_create(&c->thread, NULL, coordinator, job))
+        return RILL_ENOMEM;
+    c->started = 1;
+    return RILL_OK;
+}
+
+void rill__ckpt_stop(rill__job *job)
+{
+    rill__ckpt *c = job->ckpt;
+    if (!c || !c->started)
+        return;
+    pthread_mutex_lock(&job->mu);
+    c->stop = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&job->mu);
+    pthread_join(c->thread, NULL);
+    c->started = 0;
+}
+
+void rill__ckpt_free(rill__job *job)
+{
+    rill__ckpt *c = job->ckpt;
+    if (!c)
+        return;
+    rill__ckpt_stop(job);
+    for (size_t i = 0; i < job->n_subs; i++) {
+        rill__free(job->subs[i]->seen);
+        rill__free(job->subs[i]->ended);
+        rill__free(c->files[i].name);
+    }
+    pthread_cond_destroy(&c->cv);
+    rill__free(c->files);
+    rill__free(c->kept);
+    rill__free(c->dir);
+    rill__free(c);
+    job->ckpt = NULL;
+}
+
+RILL_API int64_t rill_job_last_checkpoint(const rill_job *job)
+{
+    if (!job || !job->ckpt)
+        return 0;
+    rill__job *j = (rill__job *)job;
+    pthread_mutex_lock(&j->mu);
+    int64_t id = j->ckpt->completed;
+    pthread_mutex_unlock(&j->mu);
+    return id;
+}

@@ -1,0 +1,362 @@
+/* checkpoint_test.c - periodic checkpoints: barriers through the graph,
+ * one file per subtask, _metadata last, retention, settings. */
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TEST_NAME "checkpoint"
+#include "common.h"
+#include "snapshot/format.h"
+
+TestSuite(checkpoints, .init = mk_tmp, .fini = rm_tmp);
+TestSuite(checkpoint_settings);
+
+typedef struct {
+    uint64_t key;
+    int64_t one;
+} rec;
+
+/* A source that runs until the test says stop. */
+typedef struct {
+    atomic_int stop;
+    atomic_llong emitted;
+} feed;
+
+static int feed_step(rill_ctx *ctx, void *ud)
+{
+    feed *f = ud;
+    if (atomic_load(&f->stop))
+        return RILL_SOURCE_END;
+    for (int i = 0; i < 64; i++) {
+        long long n = atomic_fetch_add(&f->emitted, 1);
+        rec r = {(uint64_t)n % 1000, 1};
+        int rc = rill_emit_ts(ctx, &r, sizeof r, n);
+        if (rc)
+            return rc;
+    }
+    return RILL_SOURCE_IDLE; /* a short pause: the job lasts, records stay few */
+}
+
+static int drop(rill_ctx *ctx, const void *r, size_t len, void *ud)
+{
+    (void)ctx;
+    (void)r;
+    (void)len;
+    (void)ud;
+    return 0;
+}
+
+/* A keyed count with checkpoints every 20 ms; runs until `want`
+ * checkpoints completed, then ends its input. */
+static int64_t run_until(int mode, int p, int retained, int64_t want, feed *f)
+{
+    rill_env *env = new_env(p);
+    char dir[256];
+    tmp_path(dir, sizeof dir, "ck");
+    cr_assert_eq(rill_env_enable_checkpointing(env, 20, dir, mode), RILL_OK);
+    cr_assert_eq(rill_env_set_checkpoints_retained(env, retained), RILL_OK);
+    char sd[256];
+    tmp_path(sd, sizeof sd, "state");
+    cr_assert_eq(rill_env_set_state_dir(env, sd), RILL_OK);
+    rill_stream *s = rill_source(env, "feed", feed_step, f);
+    s = rill_stream_set_parallelism(s, 1);
+    s = rill_key_by_bytes(s, 0, 8);
+    s = rill_aggregate(s, "count", RILL_AGG_SUM, 8, RILL_FIELD_I64);
+    rill_sink(s, "out", drop, NULL);
+    rill_job *job;
+    int rc = rill_job_start(&job, env, "checkpoints");
+    cr_assert_eq(rc, RILL_OK, "%s", rill_env_errmsg(env));
+    while (rill_job_last_checkpoint(job) < want && rill_job_status(job) == RILL_JOB_RUNNING)
+        sleep_ms(5);
+    atomic_store(&f->stop, 1);
+    cr_assert_eq(rill_job_wait(job), RILL_OK, "%s", rill_job_errmsg(job));
+    int64_t last = rill_job_last_checkpoint(job);
+    rill_job_free(job);
+    rill_env_free(env);
+    return last;
+}
+
+/* The chk-<n> directories under tmpdir/ck, as a bit set of n < 64. */
+static uint64_t chk_dirs(void)
+{
+    char dir[256];
+    tmp_path(dir, sizeof dir, "ck");
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    uint64_t set = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long n;
+        if (sscanf(e->d_name, "chk-%ld", &n) == 1 && n < 64)
+            set |= 1ull << n;
+    }
+    closedir(d);
+    return set;
+}
+
+static void check_complete(int64_t id, int n_files)
+{
+    char path[700], dir[300], err[512];
+    snprintf(dir, sizeof dir, "%s/ck/chk-%lld", tmpdir, (long long)id);
+    snprintf(path, sizeof path, "%s/_metadata", dir);
+    rill__snap_meta *m = NULL;
+    int rc = rill__snap_meta_read(path, &m, err);
+    cr_assert_eq(rc, RILL_OK, "%s", err);
+    cr_assert_eq(m->checkpoint_id, (uint64_t)id);
+    cr_assert_eq(m->n_files, (size_t)n_files);
+    cr_assert_eq(rill__snap_meta_check_files(m, dir, err), RILL_OK, "%s", err);
+    for (size_t i = 0; i < m->n_files; i++) {
+        char f[600];
+        snprintf(f, sizeof f, "%s/%s", dir, m->files[i].name);
+        cr_assert_eq(rill__snap_verify(f, NULL, err), RILL_OK, "%s", err);
+    }
+    rill__snap_meta_free(m);
+}
+
+Test(checkpoints, exactly_once_checkpoints_complete_with_metadata)
+{
+    feed f = {0, 0};
+    int64_t last = run_until(RILL_EXACTLY_ONCE, 2, 1, 3, &f);
+    cr_assert_geq(last, 3);
+    /* source + 2 count subtasks (the sink is chained to the count) */
+    check_complete(last, 3);
+}
+
+Test(checkpoints, at_least_once_checkpoints_complete)
+{
+    feed f = {0, 0};
+    int64_t last = run_until(RILL_AT_LEAST_ONCE, 2, 1, 2, &f);
+    cr_assert_geq(last, 2);
+    check_complete(last, 3);
+}
+
+Test(checkpoints, only_the_retained_checkpoints_stay)
+{
+    feed f = {0, 0};
+    int64_t last = run_until(RILL_EXACTLY_ONCE, 1, 2, 4, &f);
+    cr_assert_geq(last, 4);
+    uint64_t set = chk_dirs();
+    /* The last two completed, and perhaps one given up at the end (it
+     * has no _metadata and is removed when discarded). */
+    cr_assert(set & (1ull << last));
+    cr_assert(set & (1ull << (last - 1)));
+    for (int64_t i = 1; i < last - 1; i++)
+        cr_assert(!(set & (1ull << i)), "chk-%lld should be deleted", (long long)i);
+    check_complete(last - 1, 2);
+}
+
+Test(checkpoint_settings, bad_values_are_einval)
+{
+    rill_env *env = new_env(1);
+    cr_assert_eq(rill_env_enable_checkpointing(env, 0, "/tmp/x", RILL_EXACTLY_ONCE), RILL_EINVAL);
+    cr_assert(strstr(rill_env_errmsg(env), "interval") != NULL);
+    cr_assert_eq(rill_env_enable_checkpointing(env, 10, NULL, RILL_EXACTLY_ONCE), RILL_EINVAL);
+    cr_assert_eq(rill_env_enable_checkpointing(env, 10, "", RILL_EXACTLY_ONCE), RILL_EINVAL);
+    cr_assert_eq(rill_env_enable_checkpointing(env, 10, "/tmp/x", 7), RILL_EINVAL);
+    cr_assert(strstr(rill_env_errmsg(env), "mode") != NULL);
+    cr_assert_eq(rill_env_set_checkpoint_timeout(env, 0), RILL_EINVAL);
+    cr_assert_eq(rill_env_set_checkpoint_min_pause(env, -1), RILL_EINVAL);
+    cr_assert_eq(rill_env_set_checkpoints_retained(env, 0), RILL_EINVAL);
+    cr_assert_eq(rill_env_set_checkpoints_retained(env, 1001), RILL_EINVAL);
+    cr_assert_eq(rill_env_set_checkpoint_timeout(NULL, 5), RILL_EINVAL);
+    rill_env_free(env);
+}
+
+Test(checkpoint_settings, a_job_without_checkpointing_reports_none)
+{
+    rill_env *env = new_env(1);
+    uint64_t recs[2] = {1, 2};
+    rill_sink(rill_from_array(env, "a", recs, sizeof recs[0], 2), "out", drop, NULL);
+    rill_job *job;
+    cr_assert_eq(rill_job_start(&job, env, "plain"), RILL_OK);
+    cr_assert_eq(rill_job_wait(job), RILL_OK);
+    cr_assert_eq(rill_job_last_checkpoint(job), 0);
+    cr_assert_eq(rill_job_last_checkpoint(NULL), 0);
+    rill_job_free(job);
+    rill_env_free(env);
+}
+
+/* ---- recovery: fail after a checkpoint, restore, exact counts ------------ */
+
+TestSuite(recovery, .init = mk_tmp, .fini = rm_tmp);
+
+#define KEYS 97
+
+typedef struct {
+    atomic_int fail_now; /* the map fails at its next record */
+    pthread_mutex_t mu;
+    int64_t last[KEYS]; /* last count the sink saw per key */
+    long seen;
+} recovery_run;
+
+static int gen_rec(rill_ctx *ctx, uint64_t i, void *ud)
+{
+    (void)ud;
+    rec r = {i % KEYS, 1};
+    return rill_emit(ctx, &r, sizeof r);
+}
+
+static int slow_map(rill_ctx *ctx, const void *r, size_t len, void *ud)
+{
+    recovery_run *run = ud;
+    if (atomic_load(&run->fail_now)) {
+        rill_ctx_set_error(ctx, "injected failure");
+        return -1;
+    }
+    static _Thread_local unsigned n;
+    if ((++n & 127) == 0)
+        sleep_ms(1);
+    return rill_emit(ctx, r, len);
+}
+
+static int keep_last(rill_ctx *ctx, const void *r, size_t len, void *ud)
+{
+    (void)ctx;
+    (void)len;
+    recovery_run *run = ud;
+    rec x;
+    memcpy(&x, r, sizeof x);
+    pthread_mutex_lock(&run->mu);
+    run->last[x.key] = x.one;
+    run->seen++;
+    pthread_mutex_unlock(&run->mu);
+    return 0;
+}
+
+static rill_env *recovery_env(recovery_run *run, uint64_t n, int p, int restore)
+{
+    rill_env *env = new_env(p);
+    char dir[256], sd[256];
+    tmp_path(dir, sizeof dir, "ck");
+    tmp_path(sd, sizeof sd, "state");
+    cr_assert_eq(rill_env_set_state_dir(env, sd), RILL_OK);
+    cr_assert_eq(rill_env_enable_checkpointing(env, 20, dir, RILL_EXACTLY_ONCE), RILL_OK);
+    if (restore)
+        cr_assert_eq(rill_env_set_restore(env, dir, 0), RILL_OK);
+    rill_stream *s = rill_generator(env, "gen", n, gen_rec, NULL);
+    s = rill_stream_set_parallelism(s, 1);
+    s = rill_map(s, "slow", slow_map, run);
+    s = rill_key_by_bytes(s, 0, 8);
+    s = rill_aggregate(s, "count", RILL_AGG_SUM, 8, RILL_FIELD_I64);
+    s = rill_stream_set_uid(s, "count");
+    rill_stream_set_parallelism(rill_sink(s, "out", keep_last, run), 1);
+    return env;
+}
+
+static void recover_exactly(int p1, int p2)
+{
+    const uint64_t n = 40000;
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+
+    rill_env *env = recovery_env(&run, n, p1, 0);
+    rill_job *job;
+    cr_assert_eq(rill_job_start(&job, env, "first attempt"), RILL_OK, "%s", rill_env_errmsg(env));
+    while (rill_job_last_checkpoint(job) < 1 && rill_job_status(job) == RILL_JOB_RUNNING)
+        sleep_ms(2);
+    cr_assert_eq(rill_job_status(job), RILL_JOB_RUNNING, "the job ended before a checkpoint");
+    atomic_store(&run.fail_now, 1);
+    cr_assert_eq(rill_job_wait(job), RILL_EUSER, "%s", rill_job_errmsg(job));
+    rill_job_free(job);
+    rill_env_free(env);
+
+    atomic_store(&run.fail_now, 0);
+    env = recovery_env(&run, n, p2, 1);
+    int rc = rill_env_execute(env, "second attempt");
+    cr_assert_eq(rc, RILL_OK, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+    for (int k = 0; k < KEYS; k++) {
+        int64_t want = (int64_t)(n / KEYS + ((uint64_t)k < n % KEYS));
+        cr_assert_eq(run.last[k], want, "key %d: count %lld, want %lld", k,
+                     (long long)run.last[k], (long long)want);
+    }
+    pthread_mutex_destroy(&run.mu);
+}
+
+Test(recovery, counts_are_exact_after_a_failure_and_restore)
+{
+    recover_exactly(2, 2);
+}
+
+Test(recovery, restore_at_a_lower_parallelism)
+{
+    recover_exactly(2, 1);
+}
+
+Test(recovery, restore_at_a_higher_parallelism)
+{
+    recover_exactly(2, 3);
+}
+
+/* The host process is killed (SIGKILL) after a checkpoint completed; a new
+ * run restores from the latest checkpoint of the directory. */
+static int has_checkpoint(void)
+{
+    char dir[256];
+    tmp_path(dir, sizeof dir, "ck");
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        char m[600];
+        struct stat sb;
+        snprintf(m, sizeof m, "%s/%s/_metadata", dir, e->d_name);
+        found = strncmp(e->d_name, "chk-", 4) == 0 && stat(m, &sb) == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+Test(recovery, counts_are_exact_after_the_process_is_killed)
+{
+    const uint64_t n = 40000;
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        rill_env *env = recovery_env(&run, n, 2, 0);
+        int rc = rill_env_execute(env, "killed");
+        if (rc)
+            fprintf(stderr, "child: %s\n", rill_env_errmsg(env));
+        _exit(rc ? 3 : 0);
+    }
+    while (!has_checkpoint()) {
+        int st = 0;
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        cr_assert_eq(w, 0, "the job ended before a checkpoint (status %d, signal %d)",
+                     WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        sleep_ms(2);
+    }
+    kill(pid, SIGKILL);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child ended before the kill");
+
+    rill_env *env = recovery_env(&run, n, 2, 1);
+    int rc = rill_env_execute(env, "after the kill");
+    cr_assert_eq(rc, RILL_OK, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+    for (int k = 0; k < KEYS; k++) {
+        int64_t want = (int64_t)(n / KEYS + ((uint64_t)k < n % KEYS));
+        cr_assert_eq(run.last[k], want, "key %d: count %lld, want %lld", k,
+                     (long long)run.last[k], (long long)want);
+    }
+    pthread_mutex_destroy(&run.mu);
+}
+
+Test(recovery, restore_from_a_missing_directory_is_enotfound)
+{
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    rill_env *env = recovery_env(&run, 10, 1, 1);
+    cr_assert_eq(rill_env_execute(env, "nothing to restore"), RILL_ENOTFOUND);
+    cr_assert(strstr(rill_env_errmsg(env), "ck") != NULL, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+}
