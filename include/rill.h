@@ -768,6 +768,16 @@ RILL_API int rill_env_set_checkpoints_retained(rill_env *env, int n);
  *  RILL_ENOTFOUND or RILL_ECORRUPT naming the file. */
 RILL_API int rill_env_set_restore(rill_env *env, const char *path,
                                   int allow_non_restored);
+/** Take a savepoint of the running job into dir (created when missing;
+ *  never deleted by rill): a checkpoint taken now, on demand, with its
+ *  files and _metadata directly in dir, usable with rill_env_set_restore.
+ *  Blocks until it is complete. With stop non-zero the job is then
+ *  canceled (rill_job_wait returns RILL_ECANCELED). RILL_EINVAL for a
+ *  NULL or empty dir, RILL_ESTATE when another savepoint is being taken
+ *  or the job is ending, RILL_EIO when dir cannot be created or a file
+ *  cannot be written, RILL_ETIMEDOUT after the checkpoint timeout,
+ *  RILL_ECANCELED when the job ends first. */
+RILL_API int rill_job_savepoint(rill_job *job, const char *dir, int stop);
 /** Id of the job's last completed checkpoint (0 when none). */
 RILL_API int64_t rill_job_last_checkpoint(const rill_job *job);
 

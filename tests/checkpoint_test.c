@@ -360,3 +360,89 @@ Test(recovery, restore_from_a_missing_directory_is_enotfound)
     cr_assert(strstr(rill_env_errmsg(env), "ck") != NULL, "%s", rill_env_errmsg(env));
     rill_env_free(env);
 }
+
+/* ---- savepoints --------------------------------------------------------- */
+
+static void savepoint_and_resume(int p2)
+{
+    const uint64_t n = 40000;
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+    rill_env *env = recovery_env(&run, n, 2, 0);
+    rill_job *job;
+    cr_assert_eq(rill_job_start(&job, env, "to stop"), RILL_OK, "%s", rill_env_errmsg(env));
+    char sp[256];
+    tmp_path(sp, sizeof sp, "savepoints/one");
+    cr_assert_eq(rill_job_savepoint(job, sp, 1), RILL_OK);
+    cr_assert_eq(rill_job_wait(job), RILL_ECANCELED);
+    rill_job_free(job);
+    rill_env_free(env);
+
+    env = recovery_env(&run, n, p2, 0);
+    cr_assert_eq(rill_env_set_restore(env, sp, 0), RILL_OK);
+    int rc = rill_env_execute(env, "resumed");
+    cr_assert_eq(rc, RILL_OK, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+    for (int k = 0; k < KEYS; k++) {
+        int64_t want = (int64_t)(n / KEYS + ((uint64_t)k < n % KEYS));
+        cr_assert_eq(run.last[k], want, "key %d: count %lld, want %lld", k,
+                     (long long)run.last[k], (long long)want);
+    }
+    /* The savepoint stays. */
+    char meta[300];
+    snprintf(meta, sizeof meta, "%s/_metadata", sp);
+    struct stat sb;
+    cr_assert_eq(stat(meta, &sb), 0);
+    pthread_mutex_destroy(&run.mu);
+}
+
+Test(recovery, stop_with_savepoint_then_resume)
+{
+    savepoint_and_resume(2);
+}
+
+Test(recovery, stop_with_savepoint_then_resume_at_parallelism_3)
+{
+    savepoint_and_resume(3);
+}
+
+Test(checkpoint_settings, savepoint_arguments)
+{
+    rill_env *env = new_env(1);
+    uint64_t recs[2] = {1, 2};
+    rill_sink(rill_from_array(env, "a", recs, sizeof recs[0], 2), "out", drop, NULL);
+    rill_job *job;
+    cr_assert_eq(rill_job_start(&job, env, "plain"), RILL_OK);
+    cr_assert_eq(rill_job_savepoint(job, NULL, 0), RILL_EINVAL);
+    cr_assert_eq(rill_job_savepoint(job, "", 0), RILL_EINVAL);
+    cr_assert_eq(rill_job_savepoint(NULL, "/tmp/x", 0), RILL_EINVAL);
+    cr_assert_eq(rill_job_wait(job), RILL_OK);
+    rill_job_free(job);
+    rill_env_free(env);
+}
+
+Test(recovery, restore_with_another_max_parallelism_is_einval)
+{
+    const uint64_t n = 40000;
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+    rill_env *env = recovery_env(&run, n, 2, 0);
+    rill_job *job;
+    cr_assert_eq(rill_job_start(&job, env, "to stop"), RILL_OK, "%s", rill_env_errmsg(env));
+    char sp[256];
+    tmp_path(sp, sizeof sp, "sp");
+    cr_assert_eq(rill_job_savepoint(job, sp, 1), RILL_OK);
+    rill_job_wait(job);
+    rill_job_free(job);
+    rill_env_free(env);
+    env = recovery_env(&run, n, 2, 0);
+    cr_assert_eq(rill_env_set_max_parallelism(env, 64), RILL_OK);
+    cr_assert_eq(rill_env_set_restore(env, sp, 0), RILL_OK);
+    cr_assert_eq(rill_env_execute(env, "other key groups"), RILL_EINVAL);
+    cr_assert(strstr(rill_env_errmsg(env), "max parallelism") != NULL, "%s",
+              rill_env_errmsg(env));
+    rill_env_free(env);
+    pthread_mutex_destroy(&run.mu);
+}

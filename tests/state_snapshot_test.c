@@ -465,7 +465,8 @@ static tmr *want_timers(int d, uint64_t nkeys, int s, int p, size_t *n)
     size_t i = 0;
     for (uint64_t k = 0; k < nkeys; k++) {
         int64_t ts;
-        if (owner(kg_of(k), p) != s || !(d == RILL_EVENT_TIME ? ev_timer(k, &ts) : pt_timer(k, &ts)))
+        int has = d == RILL_EVENT_TIME ? ev_timer(k, &ts) : pt_timer(k, &ts);
+        if (owner(kg_of(k), p) != s || !has)
             continue;
         a[i].ts = ts;
         a[i].kg = kg_of(k);
@@ -814,7 +815,7 @@ Test(state_snapshot, sections_per_state_and_key_group)
             cr_assert_eq(sec.kg_last, 63);
             cr_assert(!strcmp(sec.state, "event") || !strcmp(sec.state, "processing"));
             {
-                unsigned char prev[10] = {0};
+                int64_t prev = INT64_MIN; /* entries in time order */
                 while ((e = rill__snap_reader_kv_next(r, &k, &kl, &v, &vl)) == 1) {
                     cr_assert_eq(kl, 18);
                     cr_assert_eq(vl, 0);
@@ -828,7 +829,8 @@ Test(state_snapshot, sections_per_state_and_key_group)
                                                           : pt_timer(key, &want));
                     cr_assert_eq(ts, want);
                     cr_assert_eq((p[0] << 8) | p[1], kg_of(key));
-                    (void)prev;
+                    cr_assert_geq(ts, prev);
+                    prev = ts;
                 }
                 cr_assert_eq(e, 0);
             }

@@ -8,6 +8,7 @@
  * every subtask runs; one that is pending when a subtask finishes, fails
  * or times out is discarded and the job goes on.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -40,6 +41,11 @@ typedef struct rill__ckpt {
     rill__snap_meta_file *files; /* per subtask of the pending checkpoint */
     int64_t *kept;               /* completed ids still on disk, oldest first */
     int n_kept;
+    char target[4096];           /* directory of the pending checkpoint */
+    /* A savepoint asked for by rill_job_savepoint. */
+    char *sp_dir;
+    int sp_busy, sp_done, sp_rc;
+    char sp_err[RILL__ERRMSG_MAX];
 } rill__ckpt;
 
 static int64_t wall_ms(void)
@@ -121,10 +127,9 @@ static int take(rill__subtask *st, int64_t id)
 {
     rill__job *job = st->job;
     rill__ckpt *c = job->ckpt;
-    char dir[4096], path[4200], name[32], err[RILL__ERRMSG_MAX];
-    chk_dir(dir, sizeof dir, c, id);
+    char path[4200], name[32], err[RILL__ERRMSG_MAX];
     snprintf(name, sizeof name, "%d.snap", st->number);
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", c->target, name);
     err[0] = 0;
     rill__snap_writer *w = NULL;
     rill__snap_fileinfo info = {0, 0};
@@ -208,9 +213,8 @@ int rill__subtask_on_end(rill__subtask *st, rill__chan *ch)
 static int write_metadata(rill__job *job, int64_t id, char *err)
 {
     rill__ckpt *c = job->ckpt;
-    char dir[4096], path[4200];
-    chk_dir(dir, sizeof dir, c, id);
-    snprintf(path, sizeof path, "%s/_metadata", dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/_metadata", c->target);
     char jobinfo[64];
     int n = snprintf(jobinfo, sizeof jobinfo, "max_parallelism=%d", job->max_parallelism);
     rill__snap_meta m;
@@ -245,22 +249,73 @@ static int timed_wait(rill__job *job, int64_t until_wall)
     return pthread_cond_timedwait(&c->cv, &job->mu, &ts);
 }
 
-/* With job->mu held: run checkpoint id to its end. */
-static void run_checkpoint(rill__job *job, int64_t id)
+/* mkdir -p d. */
+static int make_dir(const char *d, char *err)
+{
+    char p[4096];
+    size_t n = strlen(d);
+    if (n >= sizeof p) {
+        rill__fmt(err, "directory name '%.64s...' is too long", d);
+        return RILL_EINVAL;
+    }
+    memcpy(p, d, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        char keep = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0777) && errno != EEXIST) {
+            rill__fmt(err, "cannot create directory '%s': %s", p, strerror(errno));
+            return RILL_EIO;
+        }
+        p[i] = keep;
+    }
+    return RILL_OK;
+}
+
+/* The largest n of the chk-<n> directories under dir (0 when none). */
+static int64_t largest_id(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    long long best = 0, n;
+    char tail;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (sscanf(e->d_name, "chk-%lld%c", &n, &tail) == 1 && n > best)
+            best = n;
+    closedir(d);
+    return best;
+}
+
+/* Remove what a discarded checkpoint or savepoint left. */
+static void discard(rill__ckpt *c, const char *dir, int savepoint)
+{
+    if (!savepoint) {
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        return;
+    }
+    /* A savepoint directory belongs to the user: remove only our files. */
+    char path[4200];
+    for (size_t i = 0; c->files && c->files[i].name; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, c->files[i].name);
+        unlink(path);
+    }
+}
+
+/* With job->mu held: run checkpoint id into c->target to its end.
+ * RILL_OK when it completed; err says why not. */
+static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err)
 {
     rill__ckpt *c = job->ckpt;
-    char dir[4096], err[RILL__ERRMSG_MAX];
-    chk_dir(dir, sizeof dir, c, id);
-    if (mkdir(c->dir, 0777) && errno != EEXIST) {
-        rill__log(RILL_LOG_WARN, "job '%s': cannot create checkpoint directory '%s': %s",
-                  job->name, c->dir, strerror(errno));
-        return;
+    int rc = RILL_OK;
+    for (size_t i = 0; i < job->n_subs; i++) {
+        rill__free(c->files[i].name);
+        c->files[i].name = NULL;
     }
-    if (mkdir(dir, 0777) && errno != EEXIST) {
-        rill__log(RILL_LOG_WARN, "job '%s': cannot create '%s': %s", job->name, dir,
-                  strerror(errno));
-        return;
-    }
+    if ((!savepoint && (rc = make_dir(c->dir, err))) || (rc = make_dir(c->target, err)))
+        return rc;
     c->pending = id;
     c->acks = 0;
     c->failed = 0;
@@ -272,28 +327,33 @@ static void run_checkpoint(rill__job *job, int64_t id)
            job->n_finished == 0 && wall_ms() < deadline)
         timed_wait(job, deadline);
     int done = c->acks == (int)job->n_subs && !c->failed;
+    int timed_out = !done && wall_ms() >= deadline;
     c->pending = 0;
-    if (!done) {
-        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld discarded", job->name,
-                  (long long)id);
+    char dir[sizeof c->target];
+    memcpy(dir, c->target, sizeof dir);
+    if (done) {
         pthread_mutex_unlock(&job->mu);
-        remove_chk(c, id);
+        rc = write_metadata(job, id, err);
         pthread_mutex_lock(&job->mu);
-        return;
+    } else {
+        rc = timed_out ? RILL_ETIMEDOUT : c->failed ? RILL_EIO : RILL_ECANCELED;
+        rill__fmt(err, "checkpoint %lld %s", (long long)id,
+                  timed_out   ? "timed out"
+                  : c->failed ? "failed in a subtask (see the log)"
+                              : "was given up: the job is ending");
     }
-    pthread_mutex_unlock(&job->mu);
-    err[0] = 0;
-    int rc = write_metadata(job, id, err);
-    pthread_mutex_lock(&job->mu);
     if (rc) {
-        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld: %s", job->name, (long long)id, err);
+        rill__log(RILL_LOG_WARN, "job '%s': %s; discarded", job->name, err);
         pthread_mutex_unlock(&job->mu);
-        remove_chk(c, id);
+        discard(c, dir, savepoint);
         pthread_mutex_lock(&job->mu);
-        return;
+        return rc;
     }
-    c->completed = id;
-    retain(c, id);
+    if (!savepoint) {
+        c->completed = id;
+        retain(c, id);
+    }
+    return RILL_OK;
 }
 
 static void *coordinator(void *arg)
@@ -301,17 +361,40 @@ static void *coordinator(void *arg)
     rill__job *job = arg;
     rill__ckpt *c = job->ckpt;
     pthread_mutex_lock(&job->mu);
-    int64_t next = wall_ms() + c->interval;
+    int64_t next = c->interval ? wall_ms() + c->interval : INT64_MAX;
     while (!c->stop && job->n_exited == 0) {
+        if (c->sp_dir && !c->sp_busy) {
+            c->sp_busy = 1;
+            snprintf(c->target, sizeof c->target, "%s", c->sp_dir);
+            c->sp_err[0] = '\0';
+            c->sp_rc = run_checkpoint(job, ++c->last_id, 1, c->sp_err);
+            c->sp_done = 1;
+            pthread_cond_broadcast(&c->cv);
+            continue;
+        }
         if (wall_ms() < next) {
-            timed_wait(job, next);
+            if (next == INT64_MAX)
+                pthread_cond_wait(&c->cv, &job->mu);
+            else
+                timed_wait(job, next);
             continue;
         }
         int64_t start = wall_ms();
-        run_checkpoint(job, ++c->last_id);
+        char err[RILL__ERRMSG_MAX];
+        ++c->last_id;
+        chk_dir(c->target, sizeof c->target, c, c->last_id);
+        run_checkpoint(job, c->last_id, 0, err);
         int64_t after = wall_ms() + c->min_pause;
         next = start + c->interval > after ? start + c->interval : after;
     }
+    /* A savepoint still asked for cannot be taken any more. */
+    if (c->sp_dir && !c->sp_done) {
+        c->sp_rc = RILL_ECANCELED;
+        rill__fmt(c->sp_err, "savepoint: the job ended before it could be taken");
+        c->sp_done = 1;
+    }
+    c->stop = 1;
+    pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&job->mu);
     return NULL;
 }
@@ -319,8 +402,6 @@ static void *coordinator(void *arg)
 int rill__ckpt_start(rill__job *job)
 {
     rill_env *env = job->env;
-    if (!env->ckpt_interval)
-        return RILL_OK;
     rill__ckpt *c = rill__calloc(1, sizeof *c);
     if (!c)
         return RILL_ENOMEM;
@@ -330,10 +411,14 @@ int rill__ckpt_start(rill__job *job)
     c->min_pause = env->ckpt_min_pause;
     c->mode = env->ckpt_mode;
     c->retained = env->ckpt_retained;
-    c->dir = rill__strdup(env->ckpt_dir);
-    c->last_id = rill__restore_id(job); /* numbering goes on after a restore */
-    c->files = rill__calloc(job->n_subs ? job->n_subs : 1, sizeof *c->files);
-    c->kept = rill__calloc((size_t)c->retained, sizeof *c->kept);
+    c->dir = rill__strdup(env->ckpt_dir ? env->ckpt_dir : "");
+    /* Numbering goes on after a restore and after what dir already holds,
+     * so a new checkpoint never reuses an old one's name. */
+    c->last_id = rill__restore_id(job);
+    if (env->ckpt_dir && largest_id(env->ckpt_dir) > c->last_id)
+        c->last_id = largest_id(env->ckpt_dir);
+    c->files = rill__calloc(job->n_subs + 1, sizeof *c->files); /* NULL-name ended */
+    c->kept = rill__calloc((size_t)c->retained + 1, sizeof *c->kept);
     if (!c->dir || !c->files || !c->kept || pthread_cond_init(&c->cv, NULL)) {
         rill__free(c->dir);
         rill__free(c->files);
@@ -387,6 +472,42 @@ void rill__ckpt_free(rill__job *job)
     rill__free(c->dir);
     rill__free(c);
     job->ckpt = NULL;
+}
+
+RILL_API int rill_job_savepoint(rill_job *job, const char *dir, int stop)
+{
+    if (!job || !dir || !*dir)
+        return RILL_EINVAL;
+    rill__ckpt *c = job->ckpt;
+    if (!c)
+        return RILL_ESTATE;
+    char err[RILL__ERRMSG_MAX];
+    err[0] = '\0';
+    int rc = make_dir(dir, err);
+    pthread_mutex_lock(&job->mu);
+    if (!rc && (c->sp_dir || c->stop))
+        rc = RILL_ESTATE;
+    char *d = rc ? NULL : rill__strdup(dir);
+    if (!rc && !d)
+        rc = RILL_ENOMEM;
+    if (rc) {
+        pthread_mutex_unlock(&job->mu);
+        return rc;
+    }
+    c->sp_dir = d;
+    c->sp_busy = c->sp_done = 0;
+    pthread_cond_broadcast(&c->cv);
+    while (!c->sp_done)
+        pthread_cond_wait(&c->cv, &job->mu);
+    rc = c->sp_rc;
+    if (rc)
+        rill__log(RILL_LOG_WARN, "job '%s': savepoint into '%s': %s", job->name, dir, c->sp_err);
+    c->sp_dir = NULL;
+    pthread_mutex_unlock(&job->mu);
+    rill__free(d);
+    if (!rc && stop)
+        rill_job_cancel(job);
+    return rc;
 }
 
 RILL_API int64_t rill_job_last_checkpoint(const rill_job *job)

@@ -124,6 +124,21 @@ int rill__restore_prepare(rill__job *job, const char *path, int allow_unknown, c
         rill__snap_meta_free(m);
         return rc;
     }
+    int maxp = 0;
+    if (m->job && m->job_len < 64) {
+        char buf[64];
+        memcpy(buf, m->job, m->job_len);
+        buf[m->job_len] = '\0';
+        sscanf(buf, "max_parallelism=%d", &maxp);
+    }
+    if (maxp != job->max_parallelism) {
+        rill__fmt(err,
+                  "restore: '%s' was taken with max parallelism %d; this job has %d (the "
+                  "number of key groups must stay the same)",
+                  dir, maxp, job->max_parallelism);
+        rill__snap_meta_free(m);
+        return RILL_EINVAL;
+    }
     rill__restore *r = rill__calloc(1, sizeof *r);
     if (!r || !(r->paths = rill__calloc(m->n_files ? m->n_files : 1, sizeof *r->paths))) {
         rill__free(r);

@@ -667,8 +667,8 @@ void rill__kv_stats(const rill__kv *kv, rill__kvstats *s)
 
 /* ---- restore ---------------------------------------------------------------- */
 
-/* Put m records of buf from *off on in txn; keys above every key of the
- * DBI are appended (LMDB's fast path for sorted loads). */
+/* Put m records of buf from *off on in txn. (Sorted input needs no
+ * MDB_APPEND: LMDB fills pages as well for keys arriving in order.) */
 static int load_some(rill__kv *kv, MDB_txn *txn, unsigned sid, const unsigned char *buf,
                      size_t *off, size_t m)
 {
@@ -676,35 +676,11 @@ static int load_some(rill__kv *kv, MDB_txn *txn, unsigned sid, const unsigned ch
     int rc = mdb_cursor_open(txn, kv->dbi[sid], &cur);
     if (rc)
         return rc;
-    MDB_val k, v;
-    const unsigned char *last = NULL;
-    size_t last_len = 0;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    if (rc == 0) {
-        memcpy(kv->kbuf, k.mv_data, k.mv_size); /* no key exceeds maxkey */
-        last = kv->kbuf;
-        last_len = k.mv_size;
-    } else if (rc != MDB_NOTFOUND) {
-        mdb_cursor_close(cur);
-        return rc;
-    }
-    int empty = rc == MDB_NOTFOUND;
-    rc = 0;
     size_t o = *off;
     for (size_t i = 0; i < m && !rc; i++) {
         size_t kl = rill__rd32(buf + o), vl = rill__rd32(buf + o + 4);
-        const unsigned char *key = buf + o + 8;
-        k.mv_size = kl;
-        k.mv_data = (void *)key;
-        v.mv_size = vl;
-        v.mv_data = (void *)(key + kl);
-        int after = empty || rill__keycmp(key, kl, last, last_len) > 0;
-        rc = mdb_cursor_put(cur, &k, &v, after ? MDB_APPEND : 0);
-        if (!rc && after) {
-            empty = 0;
-            last = key;
-            last_len = kl;
-        }
+        MDB_val k = {kl, (void *)(buf + o + 8)}, v = {vl, (void *)(buf + o + 8 + kl)};
+        rc = mdb_cursor_put(cur, &k, &v, 0);
         o += 8 + kl + vl;
     }
     mdb_cursor_close(cur);

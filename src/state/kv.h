@@ -282,9 +282,8 @@ void rill__kv_mark_used(rill__kv *kv, unsigned sid);
  * holds them one after the other, each [u32 key length][u32 value
  * length][key][value] (native order), keys being whole LMDB keys (at most
  * rill__kv_max_key bytes). One write transaction for all (a full map grows
- * and the transaction is retried; one with too many dirty pages is split);
- * keys above every key of the DBI are appended (sorted input loads
- * fastest). Marks sid used. The cache must hold no entry of these keys
+ * and the transaction is retried; one with too many dirty pages is split).
+ * Marks sid used. The cache must hold no entry of these keys
  * (rill__kv_drop_cache first). */
 int rill__kv_load(rill__kv *kv, unsigned sid, const unsigned char *buf, size_t len);
 /* Remove every record of every state from LMDB and the cache (a failed
