@@ -778,6 +778,22 @@ RILL_API int rill_env_set_restore(rill_env *env, const char *path,
  *  cannot be written, RILL_ETIMEDOUT after the checkpoint timeout,
  *  RILL_ECANCELED when the job ends first. */
 RILL_API int rill_job_savepoint(rill_job *job, const char *dir, int stop);
+#define RILL_RESTART_NONE 0        /* a failure ends the job (default) */
+#define RILL_RESTART_FIXED_DELAY 1 /* restart after delay_ms each time */
+#define RILL_RESTART_BACKOFF 2     /* delay_ms, doubling up to max_delay_ms */
+
+/** What happens when a job fails: with a restart strategy, rill starts the
+ *  job again, up to `attempts` times (1..1000000), from its latest
+ *  completed checkpoint (from the start, or the rill_env_set_restore
+ *  snapshot, when there is none). Restarted sources replay from their
+ *  checkpointed positions, so state is exactly once; records a sink got
+ *  after that checkpoint reach it again. delay_ms >= 0; max_delay_ms >=
+ *  delay_ms (BACKOFF only). A job that is canceled is not restarted. */
+RILL_API int rill_env_set_restart_strategy(rill_env *env, int kind,
+                                           int attempts, int64_t delay_ms,
+                                           int64_t max_delay_ms);
+/** Number of restarts of the job so far. */
+RILL_API int rill_job_restarts(const rill_job *job);
 /** Id of the job's last completed checkpoint (0 when none). */
 RILL_API int64_t rill_job_last_checkpoint(const rill_job *job);
 

@@ -183,12 +183,38 @@ TestSuite(recovery, .init = mk_tmp, .fini = rm_tmp);
 
 #define KEYS 97
 
+/* What the map does once a checkpoint is complete. */
+enum { GO_ON, FAIL_ONCE, STALL, FAIL_ALWAYS };
+
 typedef struct {
-    atomic_int fail_now; /* the map fails at its next record */
+    atomic_int mode;
+    atomic_int ckpt_seen;
     pthread_mutex_t mu;
     int64_t last[KEYS]; /* last count the sink saw per key */
     long seen;
 } recovery_run;
+
+/* Does tmpdir/ck hold a complete checkpoint? */
+static int has_checkpoint(void)
+{
+    char dir[256];
+    tmp_path(dir, sizeof dir, "ck");
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        char m[600];
+        struct stat sb;
+        snprintf(m, sizeof m, "%s/%s/_metadata", dir, e->d_name);
+        found = strncmp(e->d_name, "chk-", 4) == 0 && stat(m, &sb) == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+
 
 static int gen_rec(rill_ctx *ctx, uint64_t i, void *ud)
 {
@@ -197,16 +223,24 @@ static int gen_rec(rill_ctx *ctx, uint64_t i, void *ud)
     return rill_emit(ctx, &r, sizeof r);
 }
 
-static int slow_map(rill_ctx *ctx, const void *r, size_t len, void *ud)
+/* Until a checkpoint is complete the map goes slowly, so that one is taken
+ * before the input ends; then it does what the run's mode says. */
+static int test_map(rill_ctx *ctx, const void *r, size_t len, void *ud)
 {
     recovery_run *run = ud;
-    if (atomic_load(&run->fail_now)) {
+    static _Thread_local unsigned n;
+    int mode = atomic_load(&run->mode);
+    if (mode == FAIL_ALWAYS || (atomic_load(&run->ckpt_seen) && mode == FAIL_ONCE &&
+                                atomic_exchange(&run->mode, GO_ON) == FAIL_ONCE)) {
         rill_ctx_set_error(ctx, "injected failure");
         return -1;
     }
-    static _Thread_local unsigned n;
-    if ((++n & 127) == 0)
-        sleep_ms(1);
+    if ((++n & 7) == 0 && (!atomic_load(&run->ckpt_seen) || mode == STALL)) {
+        if (!atomic_load(&run->ckpt_seen) && has_checkpoint())
+            atomic_store(&run->ckpt_seen, 1);
+        else
+            sleep_ms(1);
+    }
     return rill_emit(ctx, r, len);
 }
 
@@ -236,12 +270,21 @@ static rill_env *recovery_env(recovery_run *run, uint64_t n, int p, int restore)
         cr_assert_eq(rill_env_set_restore(env, dir, 0), RILL_OK);
     rill_stream *s = rill_generator(env, "gen", n, gen_rec, NULL);
     s = rill_stream_set_parallelism(s, 1);
-    s = rill_map(s, "slow", slow_map, run);
+    s = rill_map(s, "slow", test_map, run);
     s = rill_key_by_bytes(s, 0, 8);
     s = rill_aggregate(s, "count", RILL_AGG_SUM, 8, RILL_FIELD_I64);
     s = rill_stream_set_uid(s, "count");
     rill_stream_set_parallelism(rill_sink(s, "out", keep_last, run), 1);
     return env;
+}
+
+static void expect_exact(const recovery_run *run, uint64_t n)
+{
+    for (int k = 0; k < KEYS; k++) {
+        int64_t want = (int64_t)(n / KEYS + ((uint64_t)k < n % KEYS));
+        cr_assert_eq(run->last[k], want, "key %d: count %lld, want %lld", k,
+                     (long long)run->last[k], (long long)want);
+    }
 }
 
 static void recover_exactly(int p1, int p2)
@@ -250,28 +293,19 @@ static void recover_exactly(int p1, int p2)
     recovery_run run;
     memset(&run, 0, sizeof run);
     pthread_mutex_init(&run.mu, NULL);
-
+    atomic_store(&run.mode, FAIL_ONCE);
     rill_env *env = recovery_env(&run, n, p1, 0);
-    rill_job *job;
-    cr_assert_eq(rill_job_start(&job, env, "first attempt"), RILL_OK, "%s", rill_env_errmsg(env));
-    while (rill_job_last_checkpoint(job) < 1 && rill_job_status(job) == RILL_JOB_RUNNING)
-        sleep_ms(2);
-    cr_assert_eq(rill_job_status(job), RILL_JOB_RUNNING, "the job ended before a checkpoint");
-    atomic_store(&run.fail_now, 1);
-    cr_assert_eq(rill_job_wait(job), RILL_EUSER, "%s", rill_job_errmsg(job));
-    rill_job_free(job);
+    int rc = rill_env_execute(env, "first attempt");
+    cr_assert_eq(rc, RILL_EUSER, "%s", rill_env_errmsg(env));
+    cr_assert(strstr(rill_env_errmsg(env), "injected failure") != NULL, "%s",
+              rill_env_errmsg(env));
     rill_env_free(env);
 
-    atomic_store(&run.fail_now, 0);
     env = recovery_env(&run, n, p2, 1);
-    int rc = rill_env_execute(env, "second attempt");
+    rc = rill_env_execute(env, "second attempt");
     cr_assert_eq(rc, RILL_OK, "%s", rill_env_errmsg(env));
     rill_env_free(env);
-    for (int k = 0; k < KEYS; k++) {
-        int64_t want = (int64_t)(n / KEYS + ((uint64_t)k < n % KEYS));
-        cr_assert_eq(run.last[k], want, "key %d: count %lld, want %lld", k,
-                     (long long)run.last[k], (long long)want);
-    }
+    expect_exact(&run, n);
     pthread_mutex_destroy(&run.mu);
 }
 
@@ -292,31 +326,13 @@ Test(recovery, restore_at_a_higher_parallelism)
 
 /* The host process is killed (SIGKILL) after a checkpoint completed; a new
  * run restores from the latest checkpoint of the directory. */
-static int has_checkpoint(void)
-{
-    char dir[256];
-    tmp_path(dir, sizeof dir, "ck");
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d))) {
-        char m[600];
-        struct stat sb;
-        snprintf(m, sizeof m, "%s/%s/_metadata", dir, e->d_name);
-        found = strncmp(e->d_name, "chk-", 4) == 0 && stat(m, &sb) == 0;
-    }
-    closedir(d);
-    return found;
-}
-
 Test(recovery, counts_are_exact_after_the_process_is_killed)
 {
     const uint64_t n = 40000;
     recovery_run run;
     memset(&run, 0, sizeof run);
     pthread_mutex_init(&run.mu, NULL);
+    atomic_store(&run.mode, STALL);
     fflush(NULL);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
@@ -339,6 +355,7 @@ Test(recovery, counts_are_exact_after_the_process_is_killed)
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child ended before the kill");
 
+    atomic_store(&run.mode, GO_ON);
     rill_env *env = recovery_env(&run, n, 2, 1);
     int rc = rill_env_execute(env, "after the kill");
     cr_assert_eq(rc, RILL_OK, "%s", rill_env_errmsg(env));
@@ -369,6 +386,7 @@ static void savepoint_and_resume(int p2)
     recovery_run run;
     memset(&run, 0, sizeof run);
     pthread_mutex_init(&run.mu, NULL);
+    atomic_store(&run.mode, STALL);
     rill_env *env = recovery_env(&run, n, 2, 0);
     rill_job *job;
     cr_assert_eq(rill_job_start(&job, env, "to stop"), RILL_OK, "%s", rill_env_errmsg(env));
@@ -379,6 +397,7 @@ static void savepoint_and_resume(int p2)
     rill_job_free(job);
     rill_env_free(env);
 
+    atomic_store(&run.mode, GO_ON);
     env = recovery_env(&run, n, p2, 0);
     cr_assert_eq(rill_env_set_restore(env, sp, 0), RILL_OK);
     int rc = rill_env_execute(env, "resumed");
@@ -428,6 +447,7 @@ Test(recovery, restore_with_another_max_parallelism_is_einval)
     recovery_run run;
     memset(&run, 0, sizeof run);
     pthread_mutex_init(&run.mu, NULL);
+    atomic_store(&run.mode, STALL);
     rill_env *env = recovery_env(&run, n, 2, 0);
     rill_job *job;
     cr_assert_eq(rill_job_start(&job, env, "to stop"), RILL_OK, "%s", rill_env_errmsg(env));
@@ -445,4 +465,91 @@ Test(recovery, restore_with_another_max_parallelism_is_einval)
               rill_env_errmsg(env));
     rill_env_free(env);
     pthread_mutex_destroy(&run.mu);
+}
+
+/* ---- restart strategies --------------------------------------------------- */
+
+static rill_env *restart_env(recovery_run *run, uint64_t n, int kind, int attempts)
+{
+    rill_env *env = new_env(2);
+    char dir[256], sd[256];
+    tmp_path(dir, sizeof dir, "ck");
+    tmp_path(sd, sizeof sd, "state");
+    cr_assert_eq(rill_env_set_state_dir(env, sd), RILL_OK);
+    cr_assert_eq(rill_env_enable_checkpointing(env, 20, dir, RILL_EXACTLY_ONCE), RILL_OK);
+    cr_assert_eq(rill_env_set_restart_strategy(env, kind, attempts, 5, 40), RILL_OK);
+    rill_stream *s = rill_generator(env, "gen", n, gen_rec, NULL);
+    s = rill_stream_set_parallelism(s, 1);
+    s = rill_map(s, "flaky", test_map, run);
+    s = rill_key_by_bytes(s, 0, 8);
+    s = rill_aggregate(s, "count", RILL_AGG_SUM, 8, RILL_FIELD_I64);
+    rill_stream_set_parallelism(rill_sink(s, "out", keep_last, run), 1);
+    return env;
+}
+
+static void restart_once(int kind)
+{
+    const uint64_t n = 40000;
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+    atomic_store(&run.mode, FAIL_ONCE);
+    rill_env *env = restart_env(&run, n, kind, 3);
+    rill_job *job;
+    cr_assert_eq(rill_job_start(&job, env, "restarts"), RILL_OK, "%s", rill_env_errmsg(env));
+    cr_assert_eq(rill_job_wait(job), RILL_OK, "%s", rill_job_errmsg(job));
+    cr_assert_eq(rill_job_status(job), RILL_JOB_FINISHED);
+    cr_assert_eq(rill_job_restarts(job), 1);
+    rill_job_free(job);
+    rill_env_free(env);
+    for (int k = 0; k < KEYS; k++) {
+        int64_t want = (int64_t)(n / KEYS + ((uint64_t)k < n % KEYS));
+        cr_assert_eq(run.last[k], want, "key %d: count %lld, want %lld", k,
+                     (long long)run.last[k], (long long)want);
+    }
+    pthread_mutex_destroy(&run.mu);
+}
+
+Test(recovery, fixed_delay_restart_from_the_latest_checkpoint)
+{
+    restart_once(RILL_RESTART_FIXED_DELAY);
+}
+
+Test(recovery, backoff_restart_from_the_latest_checkpoint)
+{
+    restart_once(RILL_RESTART_BACKOFF);
+}
+
+Test(recovery, restarts_stop_after_the_attempts)
+{
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+    atomic_store(&run.mode, FAIL_ALWAYS);
+    rill_env *env = restart_env(&run, 1000, RILL_RESTART_FIXED_DELAY, 2);
+    rill_job *job;
+    cr_assert_eq(rill_job_start(&job, env, "always failing"), RILL_OK);
+    cr_assert_eq(rill_job_wait(job), RILL_EUSER);
+    cr_assert_eq(rill_job_status(job), RILL_JOB_FAILED);
+    cr_assert_eq(rill_job_restarts(job), 2);
+    cr_assert(strstr(rill_job_errmsg(job), "injected failure") != NULL, "%s",
+              rill_job_errmsg(job));
+    cr_assert_str_eq(rill_job_failed_operator(job), "flaky");
+    rill_job_free(job);
+    rill_env_free(env);
+    pthread_mutex_destroy(&run.mu);
+}
+
+Test(checkpoint_settings, restart_strategy_arguments)
+{
+    rill_env *env = new_env(1);
+    cr_assert_eq(rill_env_set_restart_strategy(env, 9, 1, 0, 0), RILL_EINVAL);
+    cr_assert_eq(rill_env_set_restart_strategy(env, RILL_RESTART_FIXED_DELAY, 0, 0, 0),
+                 RILL_EINVAL);
+    cr_assert_eq(rill_env_set_restart_strategy(env, RILL_RESTART_FIXED_DELAY, 1, -1, 0),
+                 RILL_EINVAL);
+    cr_assert_eq(rill_env_set_restart_strategy(env, RILL_RESTART_BACKOFF, 1, 10, 5), RILL_EINVAL);
+    cr_assert_eq(rill_env_set_restart_strategy(env, RILL_RESTART_BACKOFF, 1, 10, 10), RILL_OK);
+    cr_assert_eq(rill_env_set_restart_strategy(env, RILL_RESTART_NONE, 0, 0, 0), RILL_OK);
+    rill_env_free(env);
 }

@@ -96,3 +96,31 @@ RILL_API int rill_env_set_restore(rill_env *env, const char *path, int allow_non
     env->restore_allow_unknown = allow_non_restored != 0;
     return RILL_OK;
 }
+
+RILL_API int rill_env_set_restart_strategy(rill_env *env, int kind, int attempts,
+                                           int64_t delay_ms, int64_t max_delay_ms)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_restart_strategy");
+    if (rc)
+        return rc;
+    if (kind != RILL_RESTART_NONE && kind != RILL_RESTART_FIXED_DELAY &&
+        kind != RILL_RESTART_BACKOFF)
+        return rill__env_error(env, RILL_EINVAL, "restart strategy %d is unknown", kind);
+    if (kind != RILL_RESTART_NONE && (attempts < 1 || attempts > 1000000))
+        return rill__env_error(env, RILL_EINVAL,
+                               "restart attempts %d is out of range 1..1000000", attempts);
+    if (kind != RILL_RESTART_NONE && delay_ms < 0)
+        return rill__env_error(env, RILL_EINVAL, "restart delay %lld ms is negative",
+                               (long long)delay_ms);
+    if (kind == RILL_RESTART_BACKOFF && max_delay_ms < delay_ms)
+        return rill__env_error(env, RILL_EINVAL,
+                               "restart max delay %lld ms is below the delay %lld ms",
+                               (long long)max_delay_ms, (long long)delay_ms);
+    env->restart_kind = kind;
+    env->restart_attempts = attempts;
+    env->restart_delay = delay_ms;
+    env->restart_max_delay = max_delay_ms;
+    return RILL_OK;
+}

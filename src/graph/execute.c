@@ -52,6 +52,11 @@ RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
         rill_job_free(job);
         return rc;
     }
+    if ((rc = rill__restart_start(job))) {
+        rill__env_error(env, rc, "rill_job_start: out of memory while starting the job");
+        rill_job_free(job);
+        return rc;
+    }
     *out = job;
     env->msg[0] = '\0';
     return RILL_OK;

@@ -34,6 +34,9 @@ struct rill_env {
     int64_t ckpt_min_pause;
     int ckpt_retained;
     char *restore_path; /* start jobs from this snapshot, or NULL */
+    int restart_kind;
+    int restart_attempts;
+    int64_t restart_delay, restart_max_delay;
     int restore_allow_unknown;
 
     rill__node **nodes;

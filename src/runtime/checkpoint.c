@@ -474,10 +474,11 @@ void rill__ckpt_free(rill__job *job)
     job->ckpt = NULL;
 }
 
-RILL_API int rill_job_savepoint(rill_job *job, const char *dir, int stop)
+RILL_API int rill_job_savepoint(rill_job *root, const char *dir, int stop)
 {
-    if (!job || !dir || !*dir)
+    if (!root || !dir || !*dir)
         return RILL_EINVAL;
+    rill__job *job = rill__current(root);
     rill__ckpt *c = job->ckpt;
     if (!c)
         return RILL_ESTATE;
@@ -506,17 +507,21 @@ RILL_API int rill_job_savepoint(rill_job *job, const char *dir, int stop)
     pthread_mutex_unlock(&job->mu);
     rill__free(d);
     if (!rc && stop)
-        rill_job_cancel(job);
+        rill_job_cancel(root);
     return rc;
 }
 
 RILL_API int64_t rill_job_last_checkpoint(const rill_job *job)
 {
-    if (!job || !job->ckpt)
+    if (!job)
         return 0;
-    rill__job *j = (rill__job *)job;
+    rill__job *j = rill__current(job);
+    if (!j->ckpt)
+        return 0;
     pthread_mutex_lock(&j->mu);
     int64_t id = j->ckpt->completed;
     pthread_mutex_unlock(&j->mu);
-    return id;
+    /* A restarted attempt that has not completed one yet: the one it
+     * started from. */
+    return id ? id : rill__restore_id(j);
 }

@@ -418,7 +418,7 @@ int rill__job_launch(rill__job *job)
     return RILL_OK;
 }
 
-/* ---- public job API --------------------------------------------------- */
+/* ---- one attempt of a job (restart.c has the public job API) ---------- */
 
 static void join_all(rill__job *job)
 {
@@ -429,7 +429,7 @@ static void join_all(rill__job *job)
         }
 }
 
-RILL_API int rill_job_wait(rill_job *job)
+int rill__attempt_wait(rill__job *job)
 {
     if (!job)
         return RILL_EINVAL;
@@ -457,7 +457,7 @@ RILL_API int rill_job_wait(rill_job *job)
     return rc;
 }
 
-RILL_API int rill_job_cancel(rill_job *job)
+int rill__attempt_cancel(rill__job *job)
 {
     if (!job)
         return RILL_EINVAL;
@@ -472,7 +472,7 @@ RILL_API int rill_job_cancel(rill_job *job)
     return RILL_OK;
 }
 
-RILL_API int rill_job_status(const rill_job *job)
+int rill__attempt_status(const rill__job *job)
 {
     if (!job)
         return RILL_EINVAL;
@@ -483,7 +483,7 @@ RILL_API int rill_job_status(const rill_job *job)
     return s;
 }
 
-RILL_API const char *rill_job_errmsg(const rill_job *job)
+const char *rill__attempt_errmsg(const rill__job *job)
 {
     if (!job)
         return "";
@@ -494,7 +494,7 @@ RILL_API const char *rill_job_errmsg(const rill_job *job)
     return m;
 }
 
-RILL_API const char *rill_job_failed_operator(const rill_job *job)
+const char *rill__attempt_failed_operator(const rill__job *job)
 {
     if (!job)
         return NULL;
@@ -503,15 +503,4 @@ RILL_API const char *rill_job_failed_operator(const rill_job *job)
     const char *m = j->failed_op;
     pthread_mutex_unlock(&j->mu);
     return m;
-}
-
-void rill__job_destroy(rill__job *job);
-
-RILL_API void rill_job_free(rill_job *job)
-{
-    if (!job)
-        return;
-    rill_job_cancel(job);
-    rill_job_wait(job);
-    rill__job_destroy(job);
 }

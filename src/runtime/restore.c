@@ -90,6 +90,8 @@ static int check_uids(const rill__job *job, const rill__restore *r, char *err)
                 break;
             }
         }
+        if (rc < 0 && rc != RILL_EINVAL)
+            rill__fmt(err, "%s", rill__snap_reader_errmsg(rd));
         rill__snap_reader_close(rd);
         if (rc < 0)
             return rc;
@@ -213,6 +215,9 @@ static int restore_source(rill_ctx *op, const rill__restore *r, char *err)
             }
             rc = op->node->def->seek(op, pos);
         }
+        /* A reader error names the file; a seek error is the source's own. */
+        if (rc == RILL_ECORRUPT && !strstr(err, r->paths[i]))
+            rill__fmt(err, "%s", rill__snap_reader_errmsg(rd));
         rill__snap_reader_close(rd);
         if (rc < 0)
             return rc;

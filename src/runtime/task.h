@@ -175,6 +175,7 @@ struct rill_job {
     atomic_int stopping;
     struct rill__ckpt *ckpt; /* checkpointing, or NULL */
     struct rill__restore *restore; /* the snapshot the job starts from, or NULL */
+    struct rill__restarter *rs;    /* restart strategy (first attempt only), or NULL */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int n_finished; /* subtasks that ended normally */
@@ -325,6 +326,19 @@ int rill__restore_prepare(rill__job *job, const char *path, int allow_unknown, c
 int rill__restore_op(rill_ctx *op, char *err);
 int64_t rill__restore_id(const rill__job *job);
 void rill__restore_free(rill__job *job);
+
+/* One attempt of a job (job.c); restart.c builds the public job API on
+ * these. */
+int rill__attempt_wait(rill__job *job);
+int rill__attempt_cancel(rill__job *job);
+int rill__attempt_status(const rill__job *job);
+const char *rill__attempt_errmsg(const rill__job *job);
+const char *rill__attempt_failed_operator(const rill__job *job);
+/* The attempt that runs now (the job itself without restarts). */
+rill__job *rill__current(const rill__job *job);
+/* Start the restart supervisor of a launched job (restart.c). */
+int rill__restart_start(rill__job *job);
+void rill__restart_free(rill__job *job);
 
 /* Launch the threads of a built job (job.c). */
 int rill__job_launch(rill__job *job);
