@@ -39,11 +39,12 @@ SONAME   := librill.so.$(SOVERSION)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/*_test.c)))
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard examples/*.c)))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard bench/*.c)))
+TOOLS    := $(BUILD)/tools/rill-snapshot
 
 .PHONY: all deps demo check test-run examples-run docs-check header-check \
         symbols-check install-check install uninstall clean bench asan tsan
 
-all: $(STATIC) $(LIBDIR_OUT)/librill.so $(LIBDIR_OUT)/rill.pc
+all: $(STATIC) $(LIBDIR_OUT)/librill.so $(LIBDIR_OUT)/rill.pc $(TOOLS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -88,6 +89,14 @@ $(BUILD)/tests/shim.o: tests/shim/shim.c tests/shim/criterion/criterion.h
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(STATIC) $(TEST_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(TEST_LINK) $(STATIC) $(LDFLAGS) $(LIBS)
+
+# The snapshot tool's test runs the tool.
+$(BUILD)/tests/snapshot_tool_test: $(TOOLS)
+
+# The snapshot tool links the static library: it uses rill__ internals.
+$(BUILD)/tools/rill-snapshot: $(wildcard tools/rill-snapshot*.[ch]) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $(filter %.c,$^) $(STATIC) $(LDFLAGS) $(LIBS)
 
 # Examples and benchmarks link the shared library, as a host program would.
 $(BUILD)/examples/%: examples/%.c $(LIBDIR_OUT)/librill.so
@@ -141,6 +150,7 @@ tsan:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 	  $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 644 include/rill.h $(DESTDIR)$(PREFIX)/include/rill.h
@@ -151,6 +161,8 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' pkgconfig/rill.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -m 644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
@@ -160,7 +172,8 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/librill.a \
 	  $(DESTDIR)$(PREFIX)/lib/librill.so.$(VERSION) \
 	  $(DESTDIR)$(PREFIX)/lib/$(SONAME) $(DESTDIR)$(PREFIX)/lib/librill.so \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc $(DESTDIR)$(PREFIX)/bin/rill-snapshot
+	for f in man/man1/*.1; do rm -f $(DESTDIR)$(PREFIX)/share/man/man1/$${f##*/}; done
 	for f in man/man3/*.3; do rm -f $(DESTDIR)$(PREFIX)/share/man/man3/$${f##*/}; done
 	for f in man/man5/*.5; do rm -f $(DESTDIR)$(PREFIX)/share/man/man5/$${f##*/}; done
 	for f in man/man7/*.7; do rm -f $(DESTDIR)$(PREFIX)/share/man/man7/$${f##*/}; done

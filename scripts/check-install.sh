@@ -40,7 +40,7 @@ if [ -z "$version" ] || [ -z "$soversion" ]; then
 fi
 
 man_pages() { # the pages the tree ships, as share/man/manN/NAME
-    for f in "$root"/man/man3/*.3 "$root"/man/man5/*.5 "$root"/man/man7/*.7; do
+    for f in "$root"/man/man1/*.1 "$root"/man/man3/*.3 "$root"/man/man5/*.5 "$root"/man/man7/*.7; do
         [ -f "$f" ] || continue
         d=${f%/*}
         echo "share/man/${d##*/}/${f##*/}"
@@ -58,6 +58,7 @@ check_tree() {
     [ -f "$dir/include/rill.h" ] && ! cmp -s "$root/include/rill.h" "$dir/include/rill.h" &&
         fail "installed rill.h differs from include/rill.h"
     [ -x "$dir/lib/librill.so.$version" ] || fail "lib/librill.so.$version is not executable"
+    [ -x "$dir/bin/rill-snapshot" ] || fail "bin/rill-snapshot is not installed or not executable"
     # The development and SONAME links are relative, so a staged tree can move.
     for pair in "librill.so.$soversion librill.so.$version" "librill.so librill.so.$soversion"; do
         # shellcheck disable=SC2086
@@ -98,6 +99,13 @@ prefix=$tmp/prefix
 echo "install-check: make install PREFIX=$prefix"
 run_make install install PREFIX="$prefix" DESTDIR=
 check_tree "$prefix" "$prefix"
+
+# The installed tool runs from the prefix.
+got=$("$prefix/bin/rill-snapshot" --version 2>&1) || fail "rill-snapshot --version: $got"
+case $got in
+"rill-snapshot $version "*) echo "install-check: rill-snapshot --version: $got" ;;
+*) fail "rill-snapshot --version printed '$got'" ;;
+esac
 
 # ---- a host program built outside the tree with pkg-config ---------------
 

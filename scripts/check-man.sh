@@ -65,7 +65,7 @@ if [ ! -f "$so" ]; then
     exit 1
 fi
 
-pages=$(ls man/man3/*.3 man/man5/*.5 man/man7/*.7 2>/dev/null || true)
+pages=$(ls man/man1/*.1 man/man3/*.3 man/man5/*.5 man/man7/*.7 2>/dev/null || true)
 if [ -z "$pages" ]; then
     echo "check-man: no pages under man/man3 and man/man7"
     exit 1

@@ -33,6 +33,7 @@ typedef struct rill__ckpt {
     int started;
     pthread_cond_t cv; /* with job->mu */
     int stop;
+    int64_t first_id;  /* last_id when the job started */
     int64_t last_id;   /* last triggered */
     int64_t pending;   /* in flight, 0 when none */
     int64_t completed; /* last completed */
@@ -417,6 +418,7 @@ int rill__ckpt_start(rill__job *job)
     c->last_id = rill__restore_id(job);
     if (env->ckpt_dir && largest_id(env->ckpt_dir) > c->last_id)
         c->last_id = largest_id(env->ckpt_dir);
+    c->first_id = c->last_id;
     c->files = rill__calloc(job->n_subs + 1, sizeof *c->files); /* NULL-name ended */
     c->kept = rill__calloc((size_t)c->retained + 1, sizeof *c->kept);
     if (!c->dir || !c->files || !c->kept || pthread_cond_init(&c->cv, NULL)) {
@@ -453,6 +455,16 @@ void rill__ckpt_stop(rill__job *job)
     pthread_mutex_unlock(&job->mu);
     pthread_join(c->thread, NULL);
     c->started = 0;
+    /* A checkpoint given up while subtasks were still writing may have
+     * left files behind; with every subtask gone, remove them now. */
+    int all_exited = job->n_exited == (int)job->n_subs;
+    for (int64_t id = c->first_id + 1; all_exited && c->dir[0] && id <= c->last_id; id++) {
+        int kept = 0;
+        for (int k = 0; k < c->n_kept; k++)
+            kept |= c->kept[k] == id;
+        if (!kept)
+            remove_chk(c, id);
+    }
 }
 
 void rill__ckpt_free(rill__job *job)
