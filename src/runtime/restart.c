@@ -24,6 +24,7 @@ typedef struct rill__restarter {
     size_t n_old, cap_old;
     int restarts;
     int cancel;
+    int canceled; /* canceled while waiting to restart */
     int done;
     int kind, attempts;
     int64_t delay, max_delay;
@@ -97,8 +98,10 @@ static void *supervise(void *arg)
         struct timespec until = rill__deadline_ts(rill__now_ms() + delay);
         while (!rs->cancel && pthread_cond_timedwait(&rs->cv, &rs->mu, &until) == 0)
             ;
-        if (rs->cancel)
+        if (rs->cancel) {
+            rs->canceled = 1;
             break;
+        }
         pthread_mutex_unlock(&rs->mu);
         rill__job *next = NULL;
         atomic_fetch_add(&root->env->running, 1);
@@ -124,6 +127,7 @@ static void *supervise(void *arg)
     rs->done = 1;
     pthread_cond_broadcast(&rs->cv);
     pthread_mutex_unlock(&rs->mu);
+    atomic_fetch_sub(&root->env->running, 1); /* no more attempts */
     return NULL;
 }
 
@@ -171,10 +175,8 @@ void rill__restart_free(rill__job *job)
     rill__restarter *rs = job->rs;
     if (!rs)
         return;
-    if (rs->started) {
+    if (rs->started)
         pthread_join(rs->thread, NULL);
-        atomic_fetch_sub(&job->env->running, 1);
-    }
     for (size_t i = 0; i < rs->n_old; i++)
         rill__job_destroy(rs->old[i]);
     if (rs->cur != job)
@@ -199,8 +201,10 @@ RILL_API int rill_job_wait(rill_job *job)
     while (!rs->done)
         pthread_cond_wait(&rs->cv, &rs->mu);
     rill__job *a = rs->cur;
+    int canceled = rs->canceled;
     pthread_mutex_unlock(&rs->mu);
-    return rill__attempt_wait(a);
+    int rc = rill__attempt_wait(a);
+    return canceled ? RILL_ECANCELED : rc;
 }
 
 RILL_API int rill_job_cancel(rill_job *job)
@@ -226,9 +230,11 @@ RILL_API int rill_job_status(const rill_job *job)
     if (!rs)
         return rill__attempt_status(job);
     pthread_mutex_lock(&rs->mu);
-    int done = rs->done;
+    int done = rs->done, canceled = rs->canceled;
     rill__job *a = rs->cur;
     pthread_mutex_unlock(&rs->mu);
+    if (canceled)
+        return RILL_JOB_CANCELED;
     int s = rill__attempt_status(a);
     /* A failed attempt that will be restarted is not the job's end. */
     return done || s != RILL_JOB_FAILED ? s : RILL_JOB_RUNNING;
