@@ -794,6 +794,20 @@ RILL_API int rill_env_set_restart_strategy(rill_env *env, int kind,
                                            int64_t max_delay_ms);
 /** Number of restarts of the job so far. */
 RILL_API int rill_job_restarts(const rill_job *job);
+/** A checkpoint callback: on_snapshot runs on the subtask's thread when the
+ *  subtask takes checkpoint checkpoint_id, before its state is written
+ *  (store what must survive a failure, e.g. a user source's position, in
+ *  operator list or keyed state); on_complete runs on the subtask's
+ *  thread after checkpoint checkpoint_id completed (its _metadata exists),
+ *  at the latest when the subtask next handles an event. A non-zero
+ *  return fails the job with RILL_EUSER. */
+typedef int (*rill_checkpoint_fn)(rill_ctx *ctx, int64_t checkpoint_id,
+                                  void *user_data);
+/** Checkpoint callbacks of the operator producing s (either may be NULL;
+ *  they get the operator's user_data). */
+RILL_API rill_stream *rill_stream_set_checkpoint_hooks(rill_stream *s,
+                                                       rill_checkpoint_fn on_snapshot,
+                                                       rill_checkpoint_fn on_complete);
 /** Id of the job's last completed checkpoint (0 when none). */
 RILL_API int64_t rill_job_last_checkpoint(const rill_job *job);
 

@@ -553,3 +553,136 @@ Test(checkpoint_settings, restart_strategy_arguments)
     cr_assert_eq(rill_env_set_restart_strategy(env, RILL_RESTART_NONE, 0, 0, 0), RILL_OK);
     rill_env_free(env);
 }
+
+/* ---- checkpoint hooks: a user source that keeps its position ----------- */
+
+typedef struct {
+    recovery_run *run;
+    uint64_t n;
+    atomic_llong completed; /* largest id on_complete saw */
+    atomic_int snapshots;
+} hooked;
+
+typedef struct {
+    uint64_t next;
+} src_pos;
+
+static int src_open(rill_ctx *ctx, void *ud)
+{
+    (void)ud;
+    src_pos *p = calloc(1, sizeof *p);
+    cr_assert_not_null(p);
+    size_t cur = 0;
+    const void *item;
+    size_t len;
+    rill_state *st = rill_ctx_state(ctx, "position");
+    cr_assert_not_null(st);
+    /* Restored: continue where the checkpoint was taken. */
+    if (rill_list_next(st, &cur, &item, &len) == 1 && len == sizeof p->next)
+        memcpy(&p->next, item, sizeof p->next);
+    rill_ctx_set_local(ctx, p);
+    return 0;
+}
+
+static int src_close(rill_ctx *ctx, void *ud)
+{
+    (void)ud;
+    free(rill_ctx_local(ctx));
+    return 0;
+}
+
+static int src_step(rill_ctx *ctx, void *ud)
+{
+    hooked *h = ud;
+    src_pos *p = rill_ctx_local(ctx);
+    for (int i = 0; i < 32 && p->next < h->n; i++, p->next++) {
+        rec r = {p->next % KEYS, 1};
+        int rc = rill_emit(ctx, &r, sizeof r);
+        if (rc)
+            return rc;
+    }
+    return p->next < h->n ? RILL_SOURCE_MORE : RILL_SOURCE_END;
+}
+
+static int src_snapshot(rill_ctx *ctx, int64_t id, void *ud)
+{
+    (void)id;
+    hooked *h = ud;
+    src_pos *p = rill_ctx_local(ctx);
+    rill_state *st = rill_ctx_state(ctx, "position");
+    rill_record r = {&p->next, sizeof p->next, 0};
+    atomic_fetch_add(&h->snapshots, 1);
+    return rill_list_update(st, &r, 1);
+}
+
+static int sink_complete(rill_ctx *ctx, int64_t id, void *ud)
+{
+    (void)ctx;
+    hooked *h = ud;
+    long long seen = atomic_load(&h->completed);
+    while (id > seen && !atomic_compare_exchange_weak(&h->completed, &seen, id))
+        ;
+    return 0;
+}
+
+static int hooked_sink(rill_ctx *ctx, const void *r, size_t len, void *ud)
+{
+    hooked *h = ud;
+    return keep_last(ctx, r, len, h->run);
+}
+
+static rill_env *hooked_env(hooked *h, int restore)
+{
+    rill_env *env = new_env(2);
+    char dir[256], sd[256];
+    tmp_path(dir, sizeof dir, "ck");
+    tmp_path(sd, sizeof sd, "state");
+    cr_assert_eq(rill_env_set_state_dir(env, sd), RILL_OK);
+    cr_assert_eq(rill_env_enable_checkpointing(env, 20, dir, RILL_EXACTLY_ONCE), RILL_OK);
+    if (restore)
+        cr_assert_eq(rill_env_set_restore(env, dir, 0), RILL_OK);
+    rill_stream *s = rill_source(env, "positions", src_step, h);
+    s = rill_stream_set_parallelism(s, 1);
+    s = rill_stream_add_state(s, "position", RILL_STATE_OPERATOR_LIST);
+    s = rill_stream_set_lifecycle(s, src_open, src_close);
+    s = rill_stream_set_checkpoint_hooks(s, src_snapshot, NULL);
+    s = rill_map(s, "slow", test_map, h->run);
+    s = rill_key_by_bytes(s, 0, 8);
+    s = rill_aggregate(s, "count", RILL_AGG_SUM, 8, RILL_FIELD_I64);
+    s = rill_sink(s, "out", hooked_sink, h);
+    s = rill_stream_set_parallelism(s, 1);
+    rill_stream_set_checkpoint_hooks(s, NULL, sink_complete);
+    return env;
+}
+
+Test(recovery, a_user_source_resumes_from_the_position_its_hook_saved)
+{
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+    hooked h;
+    memset(&h, 0, sizeof h);
+    h.run = &run;
+    h.n = 40000;
+    atomic_store(&run.mode, STALL);
+    rill_env *env = hooked_env(&h, 0);
+    rill_job *job;
+    cr_assert_eq(rill_job_start(&job, env, "first"), RILL_OK, "%s", rill_env_errmsg(env));
+    /* The sink hears of a completed checkpoint; then the job is stopped. */
+    while (atomic_load(&h.completed) == 0 && rill_job_status(job) == RILL_JOB_RUNNING)
+        sleep_ms(2);
+    cr_assert_eq(rill_job_status(job), RILL_JOB_RUNNING);
+    cr_assert_leq(atomic_load(&h.completed), rill_job_last_checkpoint(job));
+    rill_job_cancel(job);
+    cr_assert_eq(rill_job_wait(job), RILL_ECANCELED);
+    rill_job_free(job);
+    rill_env_free(env);
+    cr_assert_gt(atomic_load(&h.snapshots), 0);
+
+    atomic_store(&run.mode, GO_ON);
+    env = hooked_env(&h, 1);
+    cr_assert_eq(rill_env_execute(env, "second"), RILL_OK, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+    expect_exact(&run, h.n);
+    pthread_mutex_destroy(&run.mu);
+}

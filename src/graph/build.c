@@ -238,7 +238,7 @@ RILL_API rill_stream *rill_file_source(rill_env *env, const char *name, const ch
 
 /* ---- operator settings ------------------------------------------------ */
 
-static rill__node *setting_node(rill_stream *s, const char *what)
+rill__node *rill__setting_node(rill_stream *s, const char *what)
 {
     if (!s || !env_usable(s->env, what))
         return NULL;
@@ -252,7 +252,7 @@ static rill__node *setting_node(rill_stream *s, const char *what)
 
 RILL_API rill_stream *rill_stream_set_uid(rill_stream *s, const char *uid)
 {
-    rill__node *n = setting_node(s, "rill_stream_set_uid");
+    rill__node *n = rill__setting_node(s, "rill_stream_set_uid");
     if (!n)
         return NULL;
     if (!uid || !*uid)
@@ -268,7 +268,7 @@ RILL_API rill_stream *rill_stream_set_uid(rill_stream *s, const char *uid)
 
 RILL_API rill_stream *rill_stream_set_parallelism(rill_stream *s, int parallelism)
 {
-    rill__node *n = setting_node(s, "rill_stream_set_parallelism");
+    rill__node *n = rill__setting_node(s, "rill_stream_set_parallelism");
     if (!n)
         return NULL;
     if (parallelism < 1 || parallelism > 32768)
@@ -281,7 +281,7 @@ RILL_API rill_stream *rill_stream_set_parallelism(rill_stream *s, int parallelis
 
 RILL_API rill_stream *rill_stream_disable_chaining(rill_stream *s)
 {
-    rill__node *n = setting_node(s, "rill_stream_disable_chaining");
+    rill__node *n = rill__setting_node(s, "rill_stream_disable_chaining");
     if (!n)
         return NULL;
     n->no_chain = 1;
@@ -291,7 +291,7 @@ RILL_API rill_stream *rill_stream_disable_chaining(rill_stream *s)
 RILL_API rill_stream *rill_stream_set_lifecycle(rill_stream *s, rill_open_fn open,
                                                 rill_close_fn close)
 {
-    rill__node *n = setting_node(s, "rill_stream_set_lifecycle");
+    rill__node *n = rill__setting_node(s, "rill_stream_set_lifecycle");
     if (!n)
         return NULL;
     n->open_hook = open;

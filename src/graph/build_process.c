@@ -44,23 +44,9 @@ RILL_API rill_stream *rill_assign_punctuated(rill_stream *s, const char *name,
     return r;
 }
 
-/* The node a setting applies to; NULL (kept) for a union. */
-static rill__node *setting_node(rill_stream *s, const char *what)
-{
-    rill_env *env = rill__input_env(s, what);
-    if (!env)
-        return NULL;
-    if (!s->node) {
-        rill__env_fail(env, RILL_EINVAL, "%s: the stream is a union, not an operator's output",
-                       what);
-        return NULL;
-    }
-    return s->node;
-}
-
 RILL_API rill_stream *rill_stream_set_idle_timeout(rill_stream *s, int64_t ms)
 {
-    rill__node *n = setting_node(s, "rill_stream_set_idle_timeout");
+    rill__node *n = rill__setting_node(s, "rill_stream_set_idle_timeout");
     if (!n)
         return NULL;
     if (!n->def->is_source && n->def != &rill__op_assign)
@@ -170,7 +156,7 @@ RILL_API rill_stream *rill_connect_broadcast(rill_stream *s, rill_stream *bc, co
 
 RILL_API rill_stream *rill_side_output(rill_stream *s, const char *tag)
 {
-    rill__node *n = setting_node(s, "rill_side_output");
+    rill__node *n = rill__setting_node(s, "rill_side_output");
     if (!n)
         return NULL;
     if (!tag || !*tag)

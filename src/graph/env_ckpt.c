@@ -124,3 +124,15 @@ RILL_API int rill_env_set_restart_strategy(rill_env *env, int kind, int attempts
     env->restart_max_delay = max_delay_ms;
     return RILL_OK;
 }
+
+RILL_API rill_stream *rill_stream_set_checkpoint_hooks(rill_stream *s,
+                                                       rill_checkpoint_fn on_snapshot,
+                                                       rill_checkpoint_fn on_complete)
+{
+    rill__node *n = rill__setting_node(s, "rill_stream_set_checkpoint_hooks");
+    if (!n)
+        return NULL;
+    n->on_snapshot = on_snapshot;
+    n->on_complete = on_complete;
+    return s;
+}

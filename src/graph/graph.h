@@ -80,6 +80,9 @@ rill_stream *rill__add_op(rill_stream *input, const struct rill__opdef *def, con
                           const void *fn, void *ud, const char *what);
 /* A stream handle over a copy of edges; node is the producing operator. */
 rill_stream *rill__stream_new(rill_env *env, rill__node *node, const rill__edge *edges, size_t n);
+/* The operator a setting call on s configures; NULL (mistake kept) for a
+ * union or when building cannot go on. what names the call. */
+rill__node *rill__setting_node(rill_stream *s, const char *what);
 /* Keep an out-of-memory building mistake; returns NULL. */
 void *rill__oom(rill_env *env);
 

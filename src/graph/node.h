@@ -83,6 +83,8 @@ struct rill__node {
     rill__userfn fn;
     void *ud;
     rill_open_fn open_hook;
+    rill_checkpoint_fn on_snapshot;
+    rill_checkpoint_fn on_complete;
     rill_close_fn close_hook;
 
     rill__edge *in;

@@ -191,6 +191,11 @@ int rill__gate_next(rill__gate *g, rill__event *ev, rill__chan **from, int64_t d
             pthread_mutex_unlock(&g->mu);
             return RILL_ECANCELED;
         }
+        if (g->poked) {
+            g->poked = 0;
+            pthread_mutex_unlock(&g->mu);
+            return 0;
+        }
         g->consumer_waiting = 1;
         if (deadline_ms == INT64_MAX) {
             pthread_cond_wait(&g->cv_data, &g->mu);
@@ -249,6 +254,14 @@ void rill__gate_unblock_all(rill__gate *g)
             g->pending += c->count;
         }
     }
+    pthread_mutex_unlock(&g->mu);
+}
+
+void rill__gate_poke(rill__gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->poked = 1;
+    pthread_cond_broadcast(&g->cv_data);
     pthread_mutex_unlock(&g->mu);
 }
 

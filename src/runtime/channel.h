@@ -77,6 +77,7 @@ struct rill__gate {
     size_t buf_size;
     int capacity;
     int unbounded; /* harness: a full channel grows instead of blocking */
+    int poked;     /* wake the consumer without an event (rill__gate_poke) */
     const atomic_int *stopping;
 };
 
@@ -104,6 +105,9 @@ int rill__gate_next(rill__gate *g, rill__event *ev, rill__chan **from, int64_t d
  * channel. */
 void rill__gate_block(rill__gate *g, rill__chan *c);
 void rill__gate_unblock_all(rill__gate *g);
+
+/* Make the consumer's rill__gate_next return 0 soon (something to do). */
+void rill__gate_poke(rill__gate *g);
 
 /* Wake every thread waiting on g (used when the job stops). */
 void rill__gate_wake(rill__gate *g);

@@ -37,6 +37,7 @@ typedef struct rill__ckpt {
     int64_t last_id;   /* last triggered */
     int64_t pending;   /* in flight, 0 when none */
     int64_t completed; /* last completed */
+    _Atomic int64_t notify; /* completed, for the subtasks' on_complete hooks */
     int acks;
     int failed;
     rill__snap_meta_file *files; /* per subtask of the pending checkpoint */
@@ -137,6 +138,14 @@ static int take(rill__subtask *st, int64_t id)
     int rc = rill__snap_writer_open(&w, path, err);
     for (size_t i = 0; i < st->n_ops && !rc; i++) {
         rill_ctx *op = st->ops[i];
+        if (op->node->on_snapshot) {
+            int urc = op->node->on_snapshot(op, id, op->ud);
+            if (urc) {
+                rill__snap_writer_abort(w);
+                ack(st, id, urc, &info, name);
+                return rill__user_fail(op, "checkpoint snapshot hook", urc);
+            }
+        }
         if (op->node->def->position)
             rc = snapshot_position(op, w);
         if (!rc && (op->n_states || op->timers[0] || op->timers[1]))
@@ -155,6 +164,23 @@ static int take(rill__subtask *st, int64_t id)
     ack(st, id, rc, &info, name);
     /* A failed snapshot discards the checkpoint, not the job. */
     return rill__subtask_barrier_out(st, id);
+}
+
+int rill__ckpt_notify(rill__subtask *st)
+{
+    int64_t id = atomic_load_explicit(&st->job->ckpt->notify, memory_order_acquire);
+    if (id <= st->notified)
+        return RILL_OK;
+    st->notified = id;
+    for (size_t i = 0; i < st->n_ops; i++) {
+        rill_ctx *op = st->ops[i];
+        if (op->node->on_complete && op->user_opened) {
+            int rc = op->node->on_complete(op, id, op->ud);
+            if (rc)
+                return rill__user_fail(op, "checkpoint complete hook", rc);
+        }
+    }
+    return RILL_OK;
 }
 
 int rill__source_barrier(rill__subtask *st)
@@ -354,6 +380,9 @@ static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err)
         c->completed = id;
         retain(c, id);
     }
+    atomic_store_explicit(&c->notify, id, memory_order_release);
+    for (size_t i = 0; i < job->n_gates; i++)
+        rill__gate_poke(job->gates[i]);
     return RILL_OK;
 }
 

@@ -92,7 +92,8 @@ static int run_source(rill__subtask *st)
     for (;;) {
         if (stopping_now(st))
             return RILL_ECANCELED;
-        if (__builtin_expect(ckpt, 0) && (rc = rill__source_barrier(st)))
+        if (__builtin_expect(ckpt, 0) &&
+            ((rc = rill__source_barrier(st)) || (rc = rill__ckpt_notify(st))))
             return rc;
         rc = step(h);
         if (__builtin_expect(h->idle_out, 0) && rc >= 0) {
@@ -253,11 +254,13 @@ static int run_consumer(rill__subtask *st)
         if (got < 0)
             return got;
         if (got == 0) {
-            if ((rc = due_work(st)))
+            if ((rc = due_work(st)) || (st->job->ckpt && (rc = rill__ckpt_notify(st))))
                 return rc;
             continue;
         }
         if ((rc = rill__subtask_consume(st, &ev, from)))
+            break;
+        if (st->job->ckpt && (rc = rill__ckpt_notify(st)))
             break;
         if (stopping_now(st)) {
             rc = RILL_ECANCELED;

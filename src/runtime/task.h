@@ -147,6 +147,7 @@ struct rill__subtask {
     int number;                /* position in job->subs */
     _Atomic int64_t barrier_req; /* sources: checkpoint the coordinator asks for */
     int64_t align_id;          /* checkpoint being aligned or last taken */
+    int64_t notified;          /* last completed checkpoint told to the hooks */
     int aligning;
     int64_t *seen;             /* consumer: last barrier id per input channel */
     unsigned char *ended;      /* consumer: input channel ended */
@@ -313,6 +314,8 @@ int rill__subtask_barrier_out(rill__subtask *st, int64_t id);
 int rill__subtask_on_barrier(rill__subtask *st, rill__chan *c, int64_t id);
 /* Input channel c of st ended (it counts as aligned). */
 int rill__subtask_on_end(rill__subtask *st, rill__chan *c);
+/* Run the on_complete hooks of st for a newly completed checkpoint. */
+int rill__ckpt_notify(rill__subtask *st);
 /* Sources: take the checkpoint the coordinator asks for, if any. */
 int rill__source_barrier(rill__subtask *st);
 /* Start / stop the coordinator of a job with checkpointing. */
