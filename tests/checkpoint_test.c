@@ -260,14 +260,7 @@ static int keep_last(rill_ctx *ctx, const void *r, size_t len, void *ud)
 
 static rill_env *recovery_env(recovery_run *run, uint64_t n, int p, int restore)
 {
-    rill_env *env = new_env(p);
-    char dir[256], sd[256];
-    tmp_path(dir, sizeof dir, "ck");
-    tmp_path(sd, sizeof sd, "state");
-    cr_assert_eq(rill_env_set_state_dir(env, sd), RILL_OK);
-    cr_assert_eq(rill_env_enable_checkpointing(env, 20, dir, RILL_EXACTLY_ONCE), RILL_OK);
-    if (restore)
-        cr_assert_eq(rill_env_set_restore(env, dir, 0), RILL_OK);
+    rill_env *env = checkpointed_env(p, restore);
     rill_stream *s = rill_generator(env, "gen", n, gen_rec, NULL);
     s = rill_stream_set_parallelism(s, 1);
     s = rill_map(s, "slow", test_map, run);
@@ -471,12 +464,7 @@ Test(recovery, restore_with_another_max_parallelism_is_einval)
 
 static rill_env *restart_env(recovery_run *run, uint64_t n, int kind, int attempts)
 {
-    rill_env *env = new_env(2);
-    char dir[256], sd[256];
-    tmp_path(dir, sizeof dir, "ck");
-    tmp_path(sd, sizeof sd, "state");
-    cr_assert_eq(rill_env_set_state_dir(env, sd), RILL_OK);
-    cr_assert_eq(rill_env_enable_checkpointing(env, 20, dir, RILL_EXACTLY_ONCE), RILL_OK);
+    rill_env *env = checkpointed_env(2, 0);
     cr_assert_eq(rill_env_set_restart_strategy(env, kind, attempts, 5, 40), RILL_OK);
     rill_stream *s = rill_generator(env, "gen", n, gen_rec, NULL);
     s = rill_stream_set_parallelism(s, 1);
@@ -633,14 +621,7 @@ static int hooked_sink(rill_ctx *ctx, const void *r, size_t len, void *ud)
 
 static rill_env *hooked_env(hooked *h, int restore)
 {
-    rill_env *env = new_env(2);
-    char dir[256], sd[256];
-    tmp_path(dir, sizeof dir, "ck");
-    tmp_path(sd, sizeof sd, "state");
-    cr_assert_eq(rill_env_set_state_dir(env, sd), RILL_OK);
-    cr_assert_eq(rill_env_enable_checkpointing(env, 20, dir, RILL_EXACTLY_ONCE), RILL_OK);
-    if (restore)
-        cr_assert_eq(rill_env_set_restore(env, dir, 0), RILL_OK);
+    rill_env *env = checkpointed_env(2, restore);
     rill_stream *s = rill_source(env, "positions", src_step, h);
     s = rill_stream_set_parallelism(s, 1);
     s = rill_stream_add_state(s, "position", RILL_STATE_OPERATOR_LIST);

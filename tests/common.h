@@ -242,4 +242,20 @@ static inline void tmp_path(char *out, size_t cap, const char *name)
     snprintf(out, cap, "%s/%s", tmpdir, name);
 }
 
+/* An environment of the given parallelism with its state under tmpdir/state
+ * and exactly-once checkpoints every 20 ms into tmpdir/ck; restore != 0
+ * starts its jobs from the latest checkpoint there. */
+static inline rill_env *checkpointed_env(int parallelism, int restore)
+{
+    rill_env *env = new_env(parallelism);
+    char dir[256], sd[256];
+    tmp_path(dir, sizeof dir, "ck");
+    tmp_path(sd, sizeof sd, "state");
+    cr_assert_eq(rill_env_set_state_dir(env, sd), RILL_OK);
+    cr_assert_eq(rill_env_enable_checkpointing(env, 20, dir, RILL_EXACTLY_ONCE), RILL_OK);
+    if (restore)
+        cr_assert_eq(rill_env_set_restore(env, dir, 0), RILL_OK);
+    return env;
+}
+
 #endif
