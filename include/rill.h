@@ -758,6 +758,10 @@ RILL_API int rill_env_set_checkpoint_min_pause(rill_env *env, int64_t ms);
 /** Completed checkpoints kept (1..1000, default 1); older ones are
  *  deleted. */
 RILL_API int rill_env_set_checkpoints_retained(rill_env *env, int n);
+/** Keep the job's completed checkpoints when it is canceled (non-zero,
+ *  the default) or delete them (0). Checkpoints of a job that finished or
+ *  failed are always kept. */
+RILL_API int rill_env_set_checkpoint_retain_on_cancel(rill_env *env, int retain);
 /** Start the jobs of env from a snapshot (path copied; NULL: start
  *  empty): a checkpoint directory (one with a _metadata file) or a
  *  directory of checkpoints, meaning its latest complete one. State maps
@@ -808,6 +812,48 @@ typedef int (*rill_checkpoint_fn)(rill_ctx *ctx, int64_t checkpoint_id,
 RILL_API rill_stream *rill_stream_set_checkpoint_hooks(rill_stream *s,
                                                        rill_checkpoint_fn on_snapshot,
                                                        rill_checkpoint_fn on_complete);
+/**
+ * A two-phase-commit sink: records go into a transaction; at each
+ * checkpoint the open transaction is pre-committed (made durable) and a
+ * new one begins; once the checkpoint completes, its transactions are
+ * committed (made visible). After a failure the job restarts from the
+ * checkpoint, and the transactions that checkpoint pre-committed are
+ * committed again: commit must be idempotent. A transaction open at a
+ * failure is aborted (when the subtask can still do it). At the end of
+ * the input everything is committed. Each function runs on the sink
+ * subtask's thread and returns 0 on success (anything else fails the job
+ * with RILL_EUSER). A transaction is named by bytes that outlive the
+ * process (such as a file name): begin writes them into id (capacity
+ * *id_len) and sets *id_len, or, when the capacity is too small, sets
+ * *id_len to the size needed and returns 0 to be called again. id
+ * arguments are borrowed, valid during the call.
+ */
+typedef struct rill_twophase_fns {
+    int (*begin)(rill_ctx *ctx, void *id, size_t *id_len, void *user_data);
+    int (*write)(rill_ctx *ctx, const void *id, size_t id_len, const void *rec,
+                 size_t len, void *user_data);
+    int (*precommit)(rill_ctx *ctx, const void *id, size_t id_len,
+                     void *user_data);
+    int (*commit)(rill_ctx *ctx, const void *id, size_t id_len,
+                  void *user_data);
+    int (*abort)(rill_ctx *ctx, const void *id, size_t id_len, void *user_data);
+} rill_twophase_fns;
+
+/** A two-phase-commit sink (fns copied; all five required). */
+RILL_API rill_stream *rill_sink_twophase(rill_stream *s, const char *name,
+                                         const rill_twophase_fns *fns,
+                                         void *user_data);
+/** An exactly-once file sink on the two-phase-commit sink: each subtask
+ *  writes lines (fmt as for rill_sink_print) to a hidden pending file in
+ *  dir (created), which a commit renames to part-<subtask>-<n>; a file
+ *  appears only once the checkpoint that covers its lines completed, so
+ *  after failures and restores every record is in exactly one visible
+ *  file. */
+RILL_API rill_stream *rill_sink_file_exactly_once(rill_stream *s,
+                                                  const char *name,
+                                                  const char *dir,
+                                                  rill_format_fn fmt,
+                                                  void *user_data);
 /** Id of the job's last completed checkpoint (0 when none). */
 RILL_API int64_t rill_job_last_checkpoint(const rill_job *job);
 

@@ -667,3 +667,137 @@ Test(recovery, a_user_source_resumes_from_the_position_its_hook_saved)
     expect_exact(&run, h.n);
     pthread_mutex_destroy(&run.mu);
 }
+
+/* ---- the exactly-once file sink ------------------------------------------ */
+
+static int gen_numbered(rill_ctx *ctx, uint64_t i, void *ud)
+{
+    (void)ud;
+    rec r = {i, 1};
+    return rill_emit(ctx, &r, sizeof r);
+}
+
+static int fmt_index(const void *r, size_t len, char *buf, size_t cap, void *ud)
+{
+    (void)len;
+    (void)ud;
+    rec x;
+    memcpy(&x, r, sizeof x);
+    return snprintf(buf, cap, "%llu", (unsigned long long)x.key);
+}
+
+static rill_env *eo_env(recovery_run *run, uint64_t n, int restore)
+{
+    rill_env *env = checkpointed_env(2, restore);
+    char out[256];
+    tmp_path(out, sizeof out, "out");
+    rill_stream *s = rill_generator(env, "gen", n, gen_numbered, NULL);
+    s = rill_stream_set_parallelism(s, 1);
+    s = rill_map(s, "slow", test_map, run);
+    s = rill_rebalance(s);
+    rill_sink_file_exactly_once(s, "files", out, fmt_index, NULL);
+    return env;
+}
+
+/* How many times each index 0..n-1 appears in the visible files of out/. */
+static void count_lines(uint64_t n, unsigned char *seen, int *hidden)
+{
+    char out[256];
+    tmp_path(out, sizeof out, "out");
+    DIR *d = opendir(out);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    *hidden = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') {
+            *hidden += strstr(e->d_name, ".pending") != NULL;
+            continue;
+        }
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", out, e->d_name);
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f, "%s", path);
+        unsigned long long v;
+        while (fscanf(f, "%llu", &v) == 1) {
+            cr_assert_lt(v, n);
+            cr_assert_lt(seen[v], 255);
+            seen[v]++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
+
+Test(recovery, exactly_once_files_after_a_failure_and_restore)
+{
+    const uint64_t n = 40000;
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+    atomic_store(&run.mode, FAIL_ONCE);
+    rill_env *env = eo_env(&run, n, 0);
+    cr_assert_eq(rill_env_execute(env, "first"), RILL_EUSER, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+    env = eo_env(&run, n, 1);
+    cr_assert_eq(rill_env_execute(env, "second"), RILL_OK, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+    unsigned char *seen = calloc(n, 1);
+    cr_assert_not_null(seen);
+    int hidden;
+    count_lines(n, seen, &hidden);
+    for (uint64_t i = 0; i < n; i++)
+        cr_assert_eq(seen[i], 1, "record %llu is in %d visible files", (unsigned long long)i,
+                     seen[i]);
+    free(seen);
+    pthread_mutex_destroy(&run.mu);
+}
+
+Test(recovery, exactly_once_files_without_a_failure)
+{
+    const uint64_t n = 5000;
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+    rill_env *env = eo_env(&run, n, 0);
+    cr_assert_eq(rill_env_execute(env, "once"), RILL_OK, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+    unsigned char *seen = calloc(n, 1);
+    cr_assert_not_null(seen);
+    int hidden;
+    count_lines(n, seen, &hidden);
+    cr_assert_eq(hidden, 0, "pending files left after a successful job");
+    for (uint64_t i = 0; i < n; i++)
+        cr_assert_eq(seen[i], 1, "record %llu", (unsigned long long)i);
+    free(seen);
+    pthread_mutex_destroy(&run.mu);
+}
+
+static void cancel_after_a_checkpoint(int retain)
+{
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    pthread_mutex_init(&run.mu, NULL);
+    atomic_store(&run.mode, STALL);
+    rill_env *env = recovery_env(&run, 40000, 2, 0);
+    cr_assert_eq(rill_env_set_checkpoint_retain_on_cancel(env, retain), RILL_OK);
+    rill_job *job;
+    cr_assert_eq(rill_job_start(&job, env, "to cancel"), RILL_OK, "%s", rill_env_errmsg(env));
+    while (rill_job_last_checkpoint(job) < 1 && rill_job_status(job) == RILL_JOB_RUNNING)
+        sleep_ms(2);
+    rill_job_cancel(job);
+    cr_assert_eq(rill_job_wait(job), RILL_ECANCELED);
+    rill_job_free(job);
+    rill_env_free(env);
+    cr_assert_eq(has_checkpoint(), retain);
+    pthread_mutex_destroy(&run.mu);
+}
+
+Test(recovery, checkpoints_are_kept_when_the_job_is_canceled)
+{
+    cancel_after_a_checkpoint(1);
+}
+
+Test(recovery, checkpoints_are_deleted_on_cancel_when_asked)
+{
+    cancel_after_a_checkpoint(0);
+}

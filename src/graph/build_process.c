@@ -260,3 +260,53 @@ RILL_API rill_stream *rill_harness_input(rill_env *env, const char *name)
     n->default_p1 = 1;
     return rill__stream_of(env, n);
 }
+
+/* ---- two-phase-commit sinks -------------------------------------------- */
+
+static rill_stream *twophase(rill_stream *s, const rill__opdef *def, const char *name,
+                             const rill_twophase_fns *fns, void *ud, const char *what)
+{
+    rill_env *env = rill__input_env(s, what);
+    if (!env)
+        return NULL;
+    if (!fns || !fns->begin || !fns->write || !fns->precommit || !fns->commit || !fns->abort)
+        return rill__env_fail(env, RILL_EINVAL,
+                              "%s '%s': begin, write, precommit, commit and abort are all "
+                              "required",
+                              what, name ? name : def->default_name);
+    rill__node *n = rill__node_new(env, def, name, s);
+    if (!n)
+        return NULL;
+    n->tp = *fns;
+    n->ud = ud;
+    if (rill__grow((void **)&n->states, &n->cap_states, 1, sizeof *n->states) ||
+        !(n->states[0].name = rill__strdup("rill.twophase")))
+        return rill__oom(env);
+    n->states[0].kind = RILL_STATE_OPERATOR_LIST;
+    n->n_states = 1;
+    return rill__stream_of(env, n);
+}
+
+RILL_API rill_stream *rill_sink_twophase(rill_stream *s, const char *name,
+                                         const rill_twophase_fns *fns, void *user_data)
+{
+    return twophase(s, &rill__op_twophase, name, fns, user_data, "rill_sink_twophase");
+}
+
+RILL_API rill_stream *rill_sink_file_exactly_once(rill_stream *s, const char *name,
+                                                  const char *dir, rill_format_fn fmt,
+                                                  void *user_data)
+{
+    if (s && (!dir || !*dir) && rill__input_env(s, "rill_sink_file_exactly_once"))
+        return rill__env_fail(s->env, RILL_EINVAL,
+                              "file_sink_exactly_once '%s': directory is NULL or empty",
+                              name ? name : "file_sink_exactly_once");
+    rill_stream *r = twophase(s, &rill__op_file_eo, name, &rill__file_eo_fns, user_data,
+                              "rill_sink_file_exactly_once");
+    if (r) {
+        r->node->fmt = fmt;
+        if (!(r->node->path = rill__strdup(dir)))
+            return rill__oom(s->env);
+    }
+    return r;
+}

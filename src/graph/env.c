@@ -32,6 +32,7 @@ RILL_API rill_env *rill_env_new(void)
     env->wm_interval = 200;
     env->ckpt_timeout = 600000;
     env->ckpt_retained = 1;
+    env->ckpt_retain_on_cancel = 1;
     env->state_dir = rill__strdup("rill-state");
     if (!env->state_dir) {
         rill__free(env);

@@ -136,3 +136,14 @@ RILL_API rill_stream *rill_stream_set_checkpoint_hooks(rill_stream *s,
     n->on_complete = on_complete;
     return s;
 }
+
+RILL_API int rill_env_set_checkpoint_retain_on_cancel(rill_env *env, int retain)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_checkpoint_retain_on_cancel");
+    if (rc)
+        return rc;
+    env->ckpt_retain_on_cancel = retain != 0;
+    return RILL_OK;
+}

@@ -33,6 +33,7 @@ struct rill_env {
     int64_t ckpt_timeout;
     int64_t ckpt_min_pause;
     int ckpt_retained;
+    int ckpt_retain_on_cancel;
     char *restore_path; /* start jobs from this snapshot, or NULL */
     int restart_kind;
     int restart_attempts;

@@ -85,6 +85,8 @@ struct rill__node {
     rill_open_fn open_hook;
     rill_checkpoint_fn on_snapshot;
     rill_checkpoint_fn on_complete;
+    rill_twophase_fns tp; /* two-phase-commit sinks */
+    int tp_file;          /* the exactly-once file sink */
     rill_close_fn close_hook;
 
     rill__edge *in;

@@ -23,6 +23,14 @@ extern const rill__opdef rill__op_co_map;
 extern const rill__opdef rill__op_assign;
 extern const rill__opdef rill__op_harness_input;
 extern const rill__opdef rill__op_reduce;
+extern const rill__opdef rill__op_twophase;
+extern const rill__opdef rill__op_file_eo;
+extern const rill_twophase_fns rill__file_eo_fns;
+
+/* The line for rec: formatted by the node's format function (into *buf of
+ * *cap bytes, grown as needed) or the record's bytes. */
+int rill__format_line(rill_ctx *op, void *user_data, const void *rec, size_t len, char **buf,
+                      size_t *cap, const char **text, size_t *n);
 extern const rill__opdef rill__op_aggregate;
 
 #endif

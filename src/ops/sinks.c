@@ -51,31 +51,41 @@ static int io_fail(rill_ctx *op, const char *what, const char *path, int err)
     return RILL_EIO;
 }
 
+int rill__format_line(rill_ctx *op, void *user_data, const void *rec, size_t len, char **buf,
+                      size_t *cap, const char **text, size_t *n)
+{
+    *text = rec;
+    *n = len;
+    rill_format_fn fmt = op->node->fmt;
+    if (!fmt)
+        return RILL_OK;
+    for (;;) {
+        int r = fmt(rec, len, *buf, *cap, user_data);
+        if (r < 0)
+            return rill__user_fail(op, "format function", r);
+        if ((size_t)r < *cap) {
+            *text = *buf;
+            *n = (size_t)r;
+            return RILL_OK;
+        }
+        char *nb = rill__realloc(*buf, (size_t)r + 1);
+        if (!nb) {
+            rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name, "out of memory");
+            return RILL_ENOMEM;
+        }
+        *buf = nb;
+        *cap = (size_t)r + 1;
+    }
+}
+
 static int line_process(rill_ctx *op, const void *rec, size_t len, int prefix)
 {
     line_state *ls = op->priv;
-    const char *text = rec;
-    size_t n = len;
-    rill_format_fn fmt = op->node->fmt;
-    if (fmt) {
-        for (;;) {
-            int r = fmt(rec, len, ls->buf, ls->cap, op->ud);
-            if (r < 0)
-                return rill__user_fail(op, "format function", r);
-            if ((size_t)r < ls->cap) {
-                text = ls->buf;
-                n = (size_t)r;
-                break;
-            }
-            char *nb = rill__realloc(ls->buf, (size_t)r + 1);
-            if (!nb) {
-                rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name, "out of memory");
-                return RILL_ENOMEM;
-            }
-            ls->buf = nb;
-            ls->cap = (size_t)r + 1;
-        }
-    }
+    const char *text;
+    size_t n;
+    int rc = rill__format_line(op, op->ud, rec, len, &ls->buf, &ls->cap, &text, &n);
+    if (rc)
+        return rc;
     flockfile(ls->f);
     if (prefix)
         fprintf(ls->f, "%d> ", op->subtask + 1);

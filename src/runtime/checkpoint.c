@@ -27,7 +27,7 @@
 
 typedef struct rill__ckpt {
     int64_t interval, timeout, min_pause;
-    int mode, retained;
+    int mode, retained, retain_on_cancel;
     char *dir;
     pthread_t thread;
     int started;
@@ -146,6 +146,11 @@ static int take(rill__subtask *st, int64_t id)
                 return rill__user_fail(op, "checkpoint snapshot hook", urc);
             }
         }
+        if (op->node->def->on_checkpoint && (rc = op->node->def->on_checkpoint(op, id))) {
+            rill__snap_writer_abort(w);
+            ack(st, id, rc, &info, name);
+            return rc;
+        }
         if (op->node->def->position)
             rc = snapshot_position(op, w);
         if (!rc && (op->n_states || op->timers[0] || op->timers[1]))
@@ -174,6 +179,11 @@ int rill__ckpt_notify(rill__subtask *st)
     st->notified = id;
     for (size_t i = 0; i < st->n_ops; i++) {
         rill_ctx *op = st->ops[i];
+        if (op->node->def->on_complete && op->opened) {
+            int rc = op->node->def->on_complete(op, id);
+            if (rc)
+                return rc;
+        }
         if (op->node->on_complete && op->user_opened) {
             int rc = op->node->on_complete(op, id, op->ud);
             if (rc)
@@ -441,6 +451,7 @@ int rill__ckpt_start(rill__job *job)
     c->min_pause = env->ckpt_min_pause;
     c->mode = env->ckpt_mode;
     c->retained = env->ckpt_retained;
+    c->retain_on_cancel = env->ckpt_retain_on_cancel;
     c->dir = rill__strdup(env->ckpt_dir ? env->ckpt_dir : "");
     /* Numbering goes on after a restore and after what dir already holds,
      * so a new checkpoint never reuses an old one's name. */
@@ -486,14 +497,19 @@ void rill__ckpt_stop(rill__job *job)
     c->started = 0;
     /* A checkpoint given up while subtasks were still writing may have
      * left files behind; with every subtask gone, remove them now. */
+    pthread_mutex_lock(&job->mu);
     int all_exited = job->n_exited == (int)job->n_subs;
+    int drop_all = all_exited && job->status == RILL_JOB_CANCELED && !c->retain_on_cancel;
+    pthread_mutex_unlock(&job->mu);
     for (int64_t id = c->first_id + 1; all_exited && c->dir[0] && id <= c->last_id; id++) {
         int kept = 0;
         for (int k = 0; k < c->n_kept; k++)
             kept |= c->kept[k] == id;
-        if (!kept)
+        if (!kept || drop_all)
             remove_chk(c, id);
     }
+    if (drop_all)
+        c->n_kept = 0;
 }
 
 void rill__ckpt_free(rill__job *job)

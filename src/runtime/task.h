@@ -43,6 +43,9 @@ typedef struct rill__opdef {
      * to a position taken earlier (restore). May be NULL. */
     int (*position)(rill_ctx *op, uint64_t *pos);
     int (*seek)(rill_ctx *op, uint64_t pos);
+    /* Checkpoints: taken (before the state is written) and completed. */
+    int (*on_checkpoint)(rill_ctx *op, int64_t id);
+    int (*on_complete)(rill_ctx *op, int64_t id);
 } rill__opdef;
 
 /* Records of one operator instance to the subtasks of one consumer. */
