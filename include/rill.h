@@ -845,7 +845,8 @@ RILL_API rill_stream *rill_sink_twophase(rill_stream *s, const char *name,
                                          void *user_data);
 /** An exactly-once file sink on the two-phase-commit sink: each subtask
  *  writes lines (fmt as for rill_sink_print) to a hidden pending file in
- *  dir (created), which a commit renames to part-<subtask>-<n>; a file
+ *  dir (created), which a commit renames to part-<k>-<stamp>-<n> (k the
+ *  subtask from 1, stamp the start time of the run in ns); a file
  *  appears only once the checkpoint that covers its lines completed, so
  *  after failures and restores every record is in exactly one visible
  *  file. */

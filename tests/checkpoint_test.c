@@ -801,3 +801,36 @@ Test(recovery, checkpoints_are_deleted_on_cancel_when_asked)
 {
     cancel_after_a_checkpoint(0);
 }
+
+Test(recovery, exactly_once_file_sink_into_a_file_is_eio)
+{
+    recovery_run run;
+    memset(&run, 0, sizeof run);
+    char out[256];
+    tmp_path(out, sizeof out, "out");
+    FILE *f = fopen(out, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    rill_env *env = eo_env(&run, 10, 0);
+    cr_assert_eq(rill_env_execute(env, "no directory"), RILL_EIO);
+    cr_assert(strstr(rill_env_errmsg(env), out) != NULL, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+}
+
+Test(checkpoint_settings, twophase_sink_needs_all_functions)
+{
+    rill_env *env = new_env(1);
+    uint64_t recs[2] = {1, 2};
+    rill_twophase_fns fns;
+    memset(&fns, 0, sizeof fns);
+    rill_stream *s = rill_from_array(env, "a", recs, sizeof recs[0], 2);
+    cr_assert_null(rill_sink_twophase(s, "tx", &fns, NULL));
+    cr_assert_eq(rill_env_validate(env), RILL_EINVAL);
+    cr_assert(strstr(rill_env_errmsg(env), "commit") != NULL, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+    env = new_env(1);
+    s = rill_from_array(env, "a", recs, sizeof recs[0], 2);
+    cr_assert_null(rill_sink_file_exactly_once(s, "files", "", NULL, NULL));
+    cr_assert_eq(rill_env_validate(env), RILL_EINVAL);
+    rill_env_free(env);
+}

@@ -34,9 +34,15 @@ typedef struct tp_state {
     size_t n_pend, cap_pend;
 } tp_state;
 
+/* A function's result: a failure it reported itself (RILL_EIO...) stays
+ * as it is; anything else non-zero is a user function's failure. */
 static int user(rill_ctx *op, const char *what, int rc)
 {
-    return rc ? rill__user_fail(op, what, rc) : RILL_OK;
+    if (!rc)
+        return RILL_OK;
+    if (rill__stopping(op))
+        return rc < 0 ? rc : RILL_ECANCELED;
+    return rill__user_fail(op, what, rc);
 }
 
 static int oom(rill_ctx *op)
@@ -189,6 +195,8 @@ static int tp_close(rill_ctx *op, int ok)
             rc = tp_complete(op, INT64_MAX);
         if (!rc)
             rc = commit(op, t, t->cur, t->cur_len);
+        if (rc)
+            t->fns.abort(op, t->cur, t->cur_len, t->ud);
     } else if (t->has_cur) {
         t->fns.abort(op, t->cur, t->cur_len, t->ud);
     }
@@ -223,10 +231,12 @@ typedef struct eo_file {
     long long stamp; /* tells this run's files from earlier runs' */
 } eo_file;
 
+/* A file error fails the job with RILL_EIO (not as a user function). */
 static int eo_fail(rill_ctx *op, const char *what, const char *path)
 {
-    rill_ctx_set_error(op, "cannot %s '%s': %s", what, path, strerror(errno));
-    return -1;
+    rill__job_fail(op->st->job, RILL_EIO, op->node->name, "file sink '%s': cannot %s '%s': %s",
+                   op->node->name, what, path, strerror(errno));
+    return RILL_EIO;
 }
 
 /* Final name of the pending file id ("<dir>/.part-...pending"). */
