@@ -27,6 +27,11 @@ extern const rill__opdef rill__op_twophase;
 extern const rill__opdef rill__op_file_eo;
 extern const rill_twophase_fns rill__file_eo_fns;
 
+/* A map-like operator (kind) emitted other than one record for an input
+ * since op->emits was `before`: fail the job (RILL_EUSER), naming instead
+ * as the operator to use. */
+int rill__one_emit_fail(rill_ctx *op, uint64_t before, const char *kind, const char *instead);
+
 /* The line for rec: formatted by the node's format function (into *buf of
  * *cap bytes, grown as needed) or the record's bytes. */
 int rill__format_line(rill_ctx *op, void *user_data, const void *rec, size_t len, char **buf,

@@ -19,25 +19,14 @@ static int fire(rill_ctx *op, int domain, int64_t limit)
     while (t && rill__timers_pop(t, limit, &ts, &kg, &key, &kl)) {
         if (!op->node->on_timer)
             continue;
-        if (kl > op->keycap) {
-            char *nb = rill__realloc(op->keybuf, kl);
-            if (!nb) {
-                rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name,
-                               "operator '%s': out of memory for a timer's key", op->node->name);
-                return RILL_ENOMEM;
-            }
-            op->keybuf = nb;
-            op->keycap = kl;
+        /* The timer's key outlives on_timer's own timer calls as a copy. */
+        if (rill__op_set_key(op, key, kl, kg)) {
+            rill__job_fail(op->st->job, RILL_ENOMEM, op->node->name,
+                           "operator '%s': out of memory for a timer's key", op->node->name);
+            return RILL_ENOMEM;
         }
-        if (kl)
-            memcpy(op->keybuf, key, kl);
-        op->key = op->keybuf;
-        op->key_len = kl;
-        op->kg = kg;
         op->ts = domain == RILL_EVENT_TIME ? ts : RILL_TS_MIN;
-        op->in_timer = 1;
         int rc = op->node->on_timer(op, ts, domain, op->ud);
-        op->in_timer = 0;
         if (rc)
             return rill__user_fail(op, "timer function", rc);
         if (rill__stopping(op))
@@ -119,17 +108,8 @@ static int co_map_process(rill_ctx *op, const void *rec, size_t len)
     int rc = co_process_process(op, rec, len);
     if (rc)
         return rc;
-    uint64_t n = op->emits - before;
-    if (n != 1) {
-        if (rill__stopping(op))
-            return RILL_ECANCELED;
-        rill__job_fail(op->st->job, RILL_EUSER, op->node->name,
-                       "co_map '%s' emitted %llu records for one input; a co_map emits exactly "
-                       "one (use co_flat_map for 0..n)",
-                       op->node->name, (unsigned long long)n);
-        return RILL_EUSER;
-    }
-    return RILL_OK;
+    return op->emits - before == 1 ? RILL_OK
+                                   : rill__one_emit_fail(op, before, "co_map", "co_flat_map");
 }
 
 const rill__opdef rill__op_process = {

@@ -60,20 +60,33 @@ static int state_fail(rill_ctx *op, int rc)
     return rc;
 }
 
+#define FIRST 1
+
+/* The key's aggregate so far in *acc (borrowed until the next state call),
+ * or, for the key's first record, store and emit that record and return
+ * FIRST. */
+static int first_or_get(rill_ctx *op, rill_state *st, const void *rec, size_t len,
+                        const void **acc, size_t *acc_len)
+{
+    int rc = rill_state_get(st, acc, acc_len);
+    if (rc == RILL_ENOTFOUND) {
+        if ((rc = rill_state_put(st, rec, len)))
+            return state_fail(op, rc);
+        rc = rill__emit(op, rec, len, op->ts);
+        return rc ? rc : FIRST;
+    }
+    return rc ? state_fail(op, rc) : RILL_OK;
+}
+
 static int reduce_process(rill_ctx *op, const void *rec, size_t len)
 {
     rolling *r = op->priv;
     rill_state *st = op->states[0];
     const void *acc;
     size_t acc_len;
-    int rc = rill_state_get(st, &acc, &acc_len);
-    if (rc == RILL_ENOTFOUND) {
-        if ((rc = rill_state_put(st, rec, len)))
-            return state_fail(op, rc);
-        return rill__emit(op, rec, len, op->ts);
-    }
+    int rc = first_or_get(op, st, rec, len, &acc, &acc_len);
     if (rc)
-        return state_fail(op, rc);
+        return rc == FIRST ? RILL_OK : rc;
     /* acc is borrowed until the next state call: reduce before it. */
     size_t out_len;
     for (;;) {
@@ -160,14 +173,9 @@ static int aggregate_process(rill_ctx *op, const void *rec, size_t len)
     rill_state *st = op->states[0];
     const void *acc;
     size_t acc_len;
-    int rc = rill_state_get(st, &acc, &acc_len);
-    if (rc == RILL_ENOTFOUND) {
-        if ((rc = rill_state_put(st, rec, len)))
-            return state_fail(op, rc);
-        return rill__emit(op, rec, len, op->ts);
-    }
+    int rc = first_or_get(op, st, rec, len, &acc, &acc_len);
     if (rc)
-        return state_fail(op, rc);
+        return rc == FIRST ? RILL_OK : rc;
     field a, b;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);

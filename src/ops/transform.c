@@ -7,17 +7,18 @@ static int map_process(rill_ctx *op, const void *rec, size_t len)
     int rc = op->fn.process(op, rec, len, op->ud);
     if (rc)
         return rill__user_fail(op, "map function", rc);
-    uint64_t n = op->emits - before;
-    if (n != 1) {
-        if (rill__stopping(op))
-            return RILL_ECANCELED;
-        rill__job_fail(op->st->job, RILL_EUSER, op->node->name,
-                       "map '%s' emitted %llu records for one input; a map emits exactly one "
-                       "(use flat_map for 0..n)",
-                       op->node->name, (unsigned long long)n);
-        return RILL_EUSER;
-    }
-    return RILL_OK;
+    return op->emits - before == 1 ? RILL_OK : rill__one_emit_fail(op, before, "map", "flat_map");
+}
+
+int rill__one_emit_fail(rill_ctx *op, uint64_t before, const char *kind, const char *instead)
+{
+    if (rill__stopping(op))
+        return RILL_ECANCELED;
+    rill__job_fail(op->st->job, RILL_EUSER, op->node->name,
+                   "%s '%s' emitted %llu records for one input; a %s emits exactly one (use %s "
+                   "for 0..n)",
+                   kind, op->node->name, (unsigned long long)(op->emits - before), kind, instead);
+    return RILL_EUSER;
 }
 
 static int filter_process(rill_ctx *op, const void *rec, size_t len)

@@ -223,7 +223,6 @@ const rill__opdef rill__op_twophase = {
 
 /* One per sink subtask; the functions below get it as user data. */
 typedef struct eo_file {
-    rill_ctx *op;
     FILE *f;
     char *buf;
     size_t cap;
@@ -335,7 +334,6 @@ static int eo_open(rill_ctx *op)
         return oom(op);
     }
     e->cap = 256;
-    e->op = op;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     e->stamp = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;

@@ -39,8 +39,6 @@ struct rill_harness {
     int n_slots; /* single operator mode: its inputs */
     hout *outs;
     size_t n_outs, cap_outs;
-    char *keybuf;
-    size_t keycap;
     int rc;    /* failure kept */
     int ended;
     int *closed; /* per subtask */
@@ -504,7 +502,6 @@ RILL_API void rill_harness_free(rill_harness *h)
     rill__free(h->outs);
     rill__free(h->inputs);
     rill__free(h->closed);
-    rill__free(h->keybuf);
     rill__free(h);
 }
 
@@ -681,19 +678,8 @@ RILL_API rill_state *rill_harness_state(rill_harness *h, const char *name, const
     }
     if (!c)
         return NULL;
-    if (key_len > h->keycap) {
-        char *nb = rill__realloc(h->keybuf, key_len);
-        if (!nb)
-            return NULL;
-        h->keybuf = nb;
-        h->keycap = key_len;
-    }
-    if (key_len)
-        memcpy(h->keybuf, key, key_len);
-    c->key = h->keybuf;
-    c->key_len = key_len;
-    c->kg = (uint16_t)(XXH3_64bits(h->keybuf, key_len) % (uint64_t)h->job->max_parallelism);
-    return rill_ctx_state(c, sname);
+    uint16_t kg = (uint16_t)(XXH3_64bits(key, key_len) % (uint64_t)h->job->max_parallelism);
+    return rill__op_set_key(c, key, key_len, kg) ? NULL : rill_ctx_state(c, sname);
 }
 
 RILL_API size_t rill_harness_timers(const rill_harness *h, int domain)

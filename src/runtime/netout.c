@@ -206,35 +206,23 @@ int rill__subtask_flush(rill__subtask *st, int64_t now)
     return RILL_OK;
 }
 
-int rill__subtask_end_outputs(rill__subtask *st)
+/* Flush every output buffer, then send ev on every output channel. */
+static int send_all(rill__subtask *st, rill__event ev)
 {
     int rc = rill__subtask_flush(st, INT64_MAX);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < st->n_outs; i++) {
-        rill__netout *o = st->outs[i];
-        for (int k = 0; k < o->n_ch; k++) {
-            rill__event ev = {RILL__EV_END, NULL, 0};
-            if ((rc = rill__chan_send(o->ch[k], ev, NULL)))
-                return rc;
-        }
-    }
-    return RILL_OK;
+    for (size_t i = 0; i < st->n_outs && !rc; i++)
+        for (int k = 0; k < st->outs[i]->n_ch && !rc; k++)
+            rc = rill__chan_send(st->outs[i]->ch[k], ev, NULL);
+    return rc;
+}
+
+int rill__subtask_end_outputs(rill__subtask *st)
+{
+    return send_all(st, (rill__event){RILL__EV_END, NULL, 0});
 }
 
 int rill__subtask_barrier_out(rill__subtask *st, int64_t id)
 {
     /* Records before the barrier go first. */
-    int rc = rill__subtask_flush(st, INT64_MAX);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < st->n_outs; i++) {
-        rill__netout *o = st->outs[i];
-        for (int k = 0; k < o->n_ch; k++) {
-            rill__event ev = {RILL__EV_BARRIER, NULL, id};
-            if ((rc = rill__chan_send(o->ch[k], ev, NULL)))
-                return rc;
-        }
-    }
-    return RILL_OK;
+    return send_all(st, (rill__event){RILL__EV_BARRIER, NULL, id});
 }

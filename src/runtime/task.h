@@ -111,7 +111,6 @@ struct rill_ctx {
     char *keybuf;
     size_t keycap;
     struct rill__timers *timers[2]; /* by domain */
-    int in_timer;   /* inside on_timer */
     int bc_side;    /* inside the broadcast side's callback */
 
     void *capture; /* harness: records and watermarks reaching a sink are kept */
@@ -248,8 +247,6 @@ int rill__op_watermark_default(rill_ctx *op, int64_t wm);
 int rill__out_watermark(rill_ctx *op, int64_t wm);
 /* Send the idle (idle != 0) or active status to every output of op. */
 int rill__out_status(rill_ctx *op, int idle);
-/* Status arrived at op from its single chained input. */
-int rill__op_status(rill_ctx *op, int idle);
 /* Ask for op's on_tick at processing time at (keeps the earlier). */
 void rill__op_wake(rill_ctx *op, int64_t at);
 /* Idleness of an operator with an idle timeout (sources, assigners): call
@@ -288,6 +285,9 @@ int rill__wmtrack_watermark(rill__wmtrack *t, rill_ctx *op, int i, int64_t wm);
 int rill__wmtrack_status(rill__wmtrack *t, rill_ctx *op, int i, int idle);
 int rill__wmtrack_end(rill__wmtrack *t, rill_ctx *op, int i);
 
+/* Keyed operators: make a copy of key (key group kg) op's current key.
+ * RILL_OK or RILL_ENOMEM. */
+int rill__op_set_key(rill_ctx *op, const void *key, size_t len, uint16_t kg);
 /* Keyed operators: set op's current key from record rec of input edge e
  * (computing it with the edge's key function or bytes). */
 int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len);

@@ -35,7 +35,7 @@ int rill__out_watermark(rill_ctx *op, int64_t wm)
 
 static int status_chained(rill_ctx *next, int64_t idle)
 {
-    return rill__op_status(next, (int)idle);
+    return rill__out_status(next, (int)idle);
 }
 
 int rill__out_status(rill_ctx *op, int idle)
@@ -44,11 +44,6 @@ int rill__out_status(rill_ctx *op, int idle)
         return RILL_OK;
     op->idle_out = idle;
     return each_out(op, status_chained, idle ? RILL__MARK_IDLE : RILL__MARK_ACTIVE, idle);
-}
-
-int rill__op_status(rill_ctx *op, int idle)
-{
-    return rill__out_status(op, idle);
 }
 
 int rill__op_watermark_default(rill_ctx *op, int64_t wm)
@@ -187,7 +182,7 @@ static int activate(rill__wmtrack *t, rill_ctx *op, int i)
     t->idle[i] = 0;
     t->aligned[i] = t->wm[i] >= t->out;
     if (t->n_idle-- == t->n)
-        return rill__op_status(op, 0);
+        return rill__out_status(op, 0);
     return RILL_OK;
 }
 
@@ -211,7 +206,7 @@ int rill__wmtrack_status(rill__wmtrack *t, rill_ctx *op, int i, int idle)
         return RILL_OK;
     t->idle[i] = 1;
     if (++t->n_idle == t->n)
-        return rill__op_status(op, 1);
+        return rill__out_status(op, 1);
     return advance(t, op);
 }
 
@@ -221,6 +216,23 @@ int rill__wmtrack_end(rill__wmtrack *t, rill_ctx *op, int i)
 }
 
 /* ---- current keys --------------------------------------------------- */
+
+int rill__op_set_key(rill_ctx *op, const void *key, size_t len, uint16_t kg)
+{
+    if (len > op->keycap) {
+        char *nb = rill__realloc(op->keybuf, len);
+        if (!nb)
+            return RILL_ENOMEM;
+        op->keybuf = nb;
+        op->keycap = len;
+    }
+    if (len)
+        memcpy(op->keybuf, key, len);
+    op->key = op->keybuf;
+    op->key_len = len;
+    op->kg = kg;
+    return RILL_OK;
+}
 
 int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len)
 {
