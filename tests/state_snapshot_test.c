@@ -1199,3 +1199,193 @@ Test(state_snapshot_compat, key_group_beyond_the_max_parallelism_is_einval)
     expect_untouched(b, flushes);
     fx_free(b);
 }
+
+/* ---- snapshots written later, from a view ------------------------------ */
+
+TestSuite(state_snapshot_view, .init = mk_tmp, .fini = rm_tmp);
+
+/* Keys 0..299 in LMDB; then 0..99 changed, 100..149 cleared and 300..349
+ * added, all in the cache: every case the view merges. */
+static fix *mixed(void)
+{
+    fix *f = fresh("counter", 0, 1, 64 << 20);
+    for (uint64_t k = 0; k < 300; k++)
+        fill_key(f, k);
+    cr_assert_eq(rill__state_flush(&f->op), RILL_OK);
+    for (uint64_t k = 0; k < 100; k++) {
+        set_key(f, k);
+        put_i64(S(f, "v"), -(int64_t)k);
+        map_put_str(S(f, "m"), "z", "new");
+    }
+    for (uint64_t k = 100; k < 150; k++) {
+        set_key(f, k);
+        cr_assert_eq(rill_state_clear(S(f, "v")), RILL_OK);
+        cr_assert_eq(rill_state_clear(S(f, "l")), RILL_OK);
+        cr_assert_eq(rill_state_clear(S(f, "m")), RILL_OK);
+        cr_assert_eq(rill_state_clear(S(f, "r")), RILL_OK);
+    }
+    for (uint64_t k = 300; k < 350; k++)
+        fill_key(f, k);
+    return f;
+}
+
+/* Change everything: values, deletions, new keys, written to LMDB. */
+static void churn(fix *f)
+{
+    for (uint64_t k = 0; k < 400; k++) {
+        set_key(f, k);
+        put_i64(S(f, "v"), 7);
+        map_put_str(S(f, "m"), "x", "churn");
+        if (k % 2)
+            cr_assert_eq(rill_state_clear(S(f, "l")), RILL_OK);
+    }
+    cr_assert_eq(rill__state_flush(&f->op), RILL_OK);
+    cr_assert_eq(rill__kv_drop_cache(f->op.kv), RILL_OK);
+}
+
+static rill__state_snap *begin_file(fix *f, const char *path, rill__snap_writer **w)
+{
+    rill__state_snap *ks = NULL;
+    cr_assert_eq(rill__snap_writer_open(w, path, f->err), RILL_OK, "%s", f->err);
+    int rc = rill__state_snapshot_begin(&f->op, *w, &ks, f->err);
+    cr_assert_eq(rc, RILL_OK, "begin: %s", f->err);
+    cr_assert_not_null(ks);
+    return ks;
+}
+
+/* Write the keyed part; *done (may be NULL) is set before the view is
+ * freed. */
+static void end_file(rill__state_snap *ks, rill__snap_writer *w, atomic_int *done)
+{
+    char err[RILL__ERRMSG_MAX];
+    int rc = rill__state_snapshot_keyed(ks, w, NULL, NULL, err);
+    cr_assert_eq(rc, RILL_OK, "keyed: %s", err);
+    if (done)
+        atomic_store(done, 1);
+    rill__state_snapshot_free(ks);
+    cr_assert_eq(rill__snap_writer_commit(w, NULL, err), RILL_OK, "%s", err);
+}
+
+static void check_mixed(fix *b)
+{
+    char got[128];
+    for (uint64_t k = 0; k < 100; k++) {
+        set_key(b, k);
+        cr_assert_eq(get_i64(S(b, "v")), -(int64_t)k, "key %llu", (unsigned long long)k);
+        map_join(S(b, "m"), got, sizeof got);
+        cr_assert(strstr(got, ";z=new") != NULL, "key %llu: %s", (unsigned long long)k, got);
+    }
+    for (uint64_t k = 100; k < 150; k++)
+        check_key(b, k, 0);
+    for (uint64_t k = 150; k < 350; k++)
+        check_key(b, k, 1);
+    check_key(b, 350, 0);
+}
+
+Test(state_snapshot_view, later_changes_do_not_reach_the_file)
+{
+    fix *a = mixed();
+    snap_file(a, tpath("now.snap"));
+    rill__snap_writer *w;
+    rill__state_snap *ks = begin_file(a, tpath("later.snap"), &w);
+    churn(a);
+    end_file(ks, w, NULL);
+    size_t n1, n2;
+    unsigned char *b1 = slurp(tpath("now.snap"), &n1), *b2 = slurp(tpath("later.snap"), &n2);
+    cr_assert_eq(n1, n2);
+    cr_assert_eq(memcmp(b1, b2, n1), 0, "the files differ");
+    free(b1);
+    free(b2);
+    const char *paths[] = {tpath("later.snap")};
+    fix *b = fresh("counter", 0, 1, 64 << 20);
+    restore_ok(b, paths, 1);
+    check_mixed(b);
+    fx_free(a);
+    fx_free(b);
+}
+
+typedef struct later {
+    rill__state_snap *ks;
+    rill__snap_writer *w;
+    atomic_int done;
+} later;
+
+/* Writes the keyed part after a while, then frees the view. */
+static void *write_later(void *arg)
+{
+    later *l = arg;
+    usleep(50 * 1000);
+    end_file(l->ks, l->w, &l->done);
+    return NULL;
+}
+
+Test(state_snapshot_view, map_growth_waits_until_the_view_is_freed)
+{
+    rill__kv_initial_map_size = (size_t)256 << 10;
+    fix *a = fresh("counter", 0, 1, 64 << 10);
+    for (uint64_t k = 0; k < 50; k++)
+        fill_key(a, k);
+    later l = {NULL, NULL, 0};
+    l.ks = begin_file(a, tpath("0.snap"), &l.w);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, write_later, &l), 0);
+    unsigned char big[400];
+    memset(big, 'q', sizeof big);
+    rill__kvstats s;
+    uint64_t k = 1000;
+    do {
+        set_key(a, k++);
+        cr_assert_eq(rill_state_put(S(a, "v"), big, sizeof big), RILL_OK);
+        rill__kv_stats(a->op.kv, &s);
+    } while (s.map_grows == 0);
+    cr_assert_eq(atomic_load(&l.done), 1, "the map grew under a live view");
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    const char *paths[] = {tpath("0.snap")};
+    fix *b = fresh("counter", 0, 1, 64 << 20);
+    restore_ok(b, paths, 1);
+    for (uint64_t j = 0; j < 50; j++)
+        check_key(b, j, 1);
+    check_key(b, 1000, 0);
+    fx_free(a);
+    fx_free(b);
+}
+
+Test(state_snapshot_view, closing_the_store_waits_for_the_view)
+{
+    fix *a = mixed();
+    later l = {NULL, NULL, 0};
+    l.ks = begin_file(a, tpath("0.snap"), &l.w);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, write_later, &l), 0);
+    fx_free(a);
+    cr_assert_eq(atomic_load(&l.done), 1, "the store closed under a live view");
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    const char *paths[] = {tpath("0.snap")};
+    fix *b = fresh("counter", 0, 1, 64 << 20);
+    restore_ok(b, paths, 1);
+    check_mixed(b);
+    fx_free(b);
+}
+
+static int stop_now(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+Test(state_snapshot_view, a_canceled_write_stops_with_ecanceled)
+{
+    fix *a = fresh("counter", 0, 1, 64 << 20);
+    for (uint64_t k = 0; k < 5000; k++)
+        fill_key(a, k);
+    rill__snap_writer *w;
+    rill__state_snap *ks = begin_file(a, tpath("0.snap"), &w);
+    char err[RILL__ERRMSG_MAX];
+    cr_assert_eq(rill__state_snapshot_keyed(ks, w, stop_now, NULL, err), RILL_ECANCELED);
+    cr_assert(strstr(err, "'counter'") != NULL, "%s", err);
+    rill__state_snapshot_free(ks);
+    rill__snap_writer_abort(w);
+    struct stat sb;
+    cr_assert_neq(stat(tpath("0.snap"), &sb), 0, "an aborted file is left");
+    fx_free(a);
+}

@@ -7,17 +7,6 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 
-static int cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t a;
-    if (pthread_condattr_init(&a))
-        return RILL_ENOMEM;
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(cv, &a);
-    pthread_condattr_destroy(&a);
-    return rc ? RILL_ENOMEM : RILL_OK;
-}
-
 rill__gate *rill__gate_new(size_t buf_size, int capacity, const atomic_int *stopping)
 {
     rill__gate *g = rill__calloc(1, sizeof *g);
@@ -27,7 +16,7 @@ rill__gate *rill__gate_new(size_t buf_size, int capacity, const atomic_int *stop
         rill__free(g);
         return NULL;
     }
-    if (cond_init_monotonic(&g->cv_data)) {
+    if (rill__cond_init_monotonic(&g->cv_data)) {
         pthread_mutex_destroy(&g->mu);
         rill__free(g);
         return NULL;
@@ -80,7 +69,7 @@ rill__chan *rill__gate_add_channel(rill__gate *g, int input)
     /* Room for `capacity` buffers plus the END event. */
     c->ring_cap = g->capacity + 1;
     c->ring = rill__calloc((size_t)c->ring_cap, sizeof *c->ring);
-    if (!c->ring || cond_init_monotonic(&c->cv_space)) {
+    if (!c->ring || rill__cond_init_monotonic(&c->cv_space)) {
         rill__free(c->ring);
         rill__free(c);
         return NULL;

@@ -18,37 +18,13 @@
 #include <unistd.h>
 
 #include "graph/graph.h"
+#include "runtime/ckpt_int.h"
 #include "runtime/task.h"
 #include "snapshot/format.h"
 #include "state/snapshot.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
-
-typedef struct rill__ckpt {
-    int64_t interval, timeout, min_pause;
-    int mode, retained, retain_on_cancel;
-    char *dir;
-    pthread_t thread;
-    int started;
-    pthread_cond_t cv; /* with job->mu */
-    int stop;
-    int64_t first_id;  /* last_id when the job started */
-    int64_t last_id;   /* last triggered */
-    int64_t pending;   /* in flight, 0 when none */
-    int64_t completed; /* last completed */
-    _Atomic int64_t notify; /* completed, for the subtasks' on_complete hooks */
-    int acks;
-    int failed;
-    rill__snap_meta_file *files; /* per subtask of the pending checkpoint */
-    int64_t *kept;               /* completed ids still on disk, oldest first */
-    int n_kept;
-    char target[4096];           /* directory of the pending checkpoint */
-    /* A savepoint asked for by rill_job_savepoint. */
-    char *sp_dir;
-    int sp_busy, sp_done, sp_rc;
-    char sp_err[RILL__ERRMSG_MAX];
-} rill__ckpt;
 
 static int64_t wall_ms(void)
 {
@@ -78,9 +54,7 @@ static void remove_chk(const rill__ckpt *c, int64_t id)
 
 /* ---- the subtask side ------------------------------------------------- */
 
-/* Tell the coordinator that st took (rc == 0) or could not take checkpoint
- * id; info describes its file. */
-static void ack(rill__subtask *st, int64_t id, int rc, const rill__snap_fileinfo *info,
+void rill__ckpt_ack(rill__subtask *st, int64_t id, int rc, const rill__snap_fileinfo *info,
                 const char *name)
 {
     rill__job *job = st->job;
@@ -123,51 +97,76 @@ static int snapshot_position(rill_ctx *op, rill__snap_writer *w)
     return rill__snap_writer_section_end(w);
 }
 
-/* Snapshot every stateful operator of st into one file, then forward the
- * barrier and acknowledge. */
+/* Give up st's part of checkpoint id after rc. */
+static void give_up(rill__subtask *st, int64_t id, rill__snap_writer *w, rill__bgtask *t,
+                    int rc, const char *err)
+{
+    if (rc != RILL_EUSER)
+        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: %s",
+                  st->job->name, (long long)id, st->number,
+                  err && err[0] ? err : rill_strerror(rc));
+    rill__snap_writer_abort(w);
+    for (size_t i = 0; t && i < t->n; i++)
+        rill__state_snapshot_free(t->parts[i]);
+    if (t)
+        rill__free(t->parts);
+    rill__free(t);
+    rill__snap_fileinfo info = {0, 0};
+    rill__ckpt_ack(st, id, rc, &info, "");
+}
+
+/* Snapshot every stateful operator of st into one file: hooks, source
+ * positions and the state held in memory now; keyed state from views of
+ * the stores, written in the background (ckpt_bg.c), which also commits
+ * the file and acknowledges. Then forward the barrier. */
 static int take(rill__subtask *st, int64_t id)
 {
     rill__job *job = st->job;
     rill__ckpt *c = job->ckpt;
-    char path[4200], name[32], err[RILL__ERRMSG_MAX];
-    snprintf(name, sizeof name, "%d.snap", st->number);
-    snprintf(path, sizeof path, "%s/%s", c->target, name);
+    char path[4200], err[RILL__ERRMSG_MAX];
     err[0] = 0;
+    rill__bgtask *t = rill__calloc(1, sizeof *t);
+    if (t)
+        t->parts = rill__calloc(st->n_ops + 1, sizeof *t->parts);
+    if (!t || !t->parts) {
+        give_up(st, id, NULL, t, RILL_ENOMEM, "out of memory");
+        return rill__subtask_barrier_out(st, id);
+    }
+    t->st = st;
+    t->id = id;
+    snprintf(t->name, sizeof t->name, "%d.snap", st->number);
+    snprintf(path, sizeof path, "%s/%s", c->target, t->name);
     rill__snap_writer *w = NULL;
-    rill__snap_fileinfo info = {0, 0};
     int rc = rill__snap_writer_open(&w, path, err);
     for (size_t i = 0; i < st->n_ops && !rc; i++) {
         rill_ctx *op = st->ops[i];
         if (op->node->on_snapshot) {
             int urc = op->node->on_snapshot(op, id, op->ud);
             if (urc) {
-                rill__snap_writer_abort(w);
-                ack(st, id, urc, &info, name);
+                give_up(st, id, w, t, RILL_EUSER, NULL);
                 return rill__user_fail(op, "checkpoint snapshot hook", urc);
             }
         }
         if (op->node->def->on_checkpoint && (rc = op->node->def->on_checkpoint(op, id))) {
-            rill__snap_writer_abort(w);
-            ack(st, id, rc, &info, name);
+            give_up(st, id, w, t, rc, "the operator's pre-commit failed");
             return rc;
         }
         if (op->node->def->position)
             rc = snapshot_position(op, w);
         if (!rc && (op->n_states || op->timers[0] || op->timers[1]))
-            rc = rill__state_snapshot(op, w, err);
+            if ((rc = rill__state_snapshot_begin(op, w, &t->parts[t->n], err)) == RILL_OK &&
+                t->parts[t->n])
+                t->n++;
     }
-    if (!rc) {
-        rc = rill__snap_writer_commit(w, &info, err);
-    } else {
+    if (rc) {
         if (w && !err[0])
             rill__fmt(err, "%s", rill__snap_writer_errmsg(w));
-        rill__snap_writer_abort(w);
+        /* A failed snapshot discards the checkpoint, not the job. */
+        give_up(st, id, w, t, rc, err);
+    } else {
+        t->w = w;
+        rill__ckpt_bg_submit(job, t);
     }
-    if (rc)
-        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: %s",
-                  job->name, (long long)id, st->number, err[0] ? err : rill_strerror(rc));
-    ack(st, id, rc, &info, name);
-    /* A failed snapshot discards the checkpoint, not the job. */
     return rill__subtask_barrier_out(st, id);
 }
 
@@ -354,6 +353,7 @@ static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err)
     if ((!savepoint && (rc = make_dir(c->dir, err))) || (rc = make_dir(c->target, err)))
         return rc;
     c->pending = id;
+    atomic_store(&c->live, id);
     c->acks = 0;
     c->failed = 0;
     for (size_t i = 0; i < job->n_subs; i++)
@@ -366,6 +366,9 @@ static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err)
     int done = c->acks == (int)job->n_subs && !c->failed;
     int timed_out = !done && wall_ms() >= deadline;
     c->pending = 0;
+    atomic_store(&c->live, 0);
+    /* Files still being written stop early; wait for them. */
+    rill__ckpt_bg_drain(job);
     char dir[sizeof c->target];
     memcpy(dir, c->target, sizeof dir);
     if (done) {
@@ -461,7 +464,7 @@ int rill__ckpt_start(rill__job *job)
     c->first_id = c->last_id;
     c->files = rill__calloc(job->n_subs + 1, sizeof *c->files); /* NULL-name ended */
     c->kept = rill__calloc((size_t)c->retained + 1, sizeof *c->kept);
-    if (!c->dir || !c->files || !c->kept || pthread_cond_init(&c->cv, NULL)) {
+    if (!c->dir || !c->files || !c->kept || rill__cond_init_monotonic(&c->cv)) {
         rill__free(c->dir);
         rill__free(c->files);
         rill__free(c->kept);
@@ -495,6 +498,7 @@ void rill__ckpt_stop(rill__job *job)
     pthread_mutex_unlock(&job->mu);
     pthread_join(c->thread, NULL);
     c->started = 0;
+    rill__ckpt_bg_stop(job);
     /* A checkpoint given up while subtasks were still writing may have
      * left files behind; with every subtask gone, remove them now. */
     pthread_mutex_lock(&job->mu);

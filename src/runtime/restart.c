@@ -143,12 +143,7 @@ int rill__restart_start(rill__job *job)
         rill__free(rs);
         return RILL_ENOMEM;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int bad = pthread_cond_init(&rs->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (bad) {
+    if (rill__cond_init_monotonic(&rs->cv)) {
         pthread_mutex_destroy(&rs->mu);
         rill__free(rs);
         return RILL_ENOMEM;

@@ -95,6 +95,10 @@ struct rill__snap_writer {
     int in_section;
     uint64_t sec_off; /* offset of the open section's header */
     uint64_t payload_len;
+    /* Payload bytes are hashed in large runs: buf[hpos, blen) is payload
+     * not hashed yet while hashing is set. */
+    int hashing;
+    size_t hpos;
     unsigned char *head; /* the open section's header */
     size_t head_len, head_cap;
     unsigned char *table; /* RILL__SNAP_ENTRY_SIZE bytes per closed section */
@@ -117,8 +121,17 @@ static int wfail(rill__snap_writer *w, int code, const char *fmt, ...)
     return code;
 }
 
+static void w_hash(rill__snap_writer *w)
+{
+    if (w->hashing && w->blen > w->hpos)
+        XXH3_64bits_update(w->hs, w->buf + w->hpos, w->blen - w->hpos);
+    w->hpos = w->blen;
+}
+
 static int w_flush(rill__snap_writer *w)
 {
+    w_hash(w);
+    w->hpos = 0;
     if (w->blen && write_full(w->fd, w->buf, w->blen) != 0)
         return wfail(w, RILL_EIO, "cannot write '%s': %s", w->tmp, strerror(errno));
     w->boff += w->blen;
@@ -134,6 +147,8 @@ static int w_put(rill__snap_writer *w, const void *p, size_t n)
             return rc;
     }
     if (n >= RILL__SNAP_IOBUF) { /* large: straight to the file */
+        if (w->hashing)
+            XXH3_64bits_update(w->hs, p, n);
         if (write_full(w->fd, p, n) != 0)
             return wfail(w, RILL_EIO, "cannot write '%s': %s", w->tmp, strerror(errno));
         w->boff += n;
@@ -248,6 +263,8 @@ int rill__snap_writer_begin(rill__snap_writer *w, uint32_t kind, const char *uid
     XXH3_64bits_reset(w->hs);
     w->payload_len = 0;
     w->in_section = 1;
+    w->hashing = 1;
+    w->hpos = w->blen;
     return RILL_OK;
 }
 
@@ -273,7 +290,6 @@ int rill__snap_writer_append(rill__snap_writer *w, const void *bytes, size_t len
         return RILL_OK;
     if (!bytes)
         return wfail(w, RILL_EINVAL, "append: NULL bytes");
-    XXH3_64bits_update(w->hs, bytes, len);
     w->payload_len += len;
     return w_put(w, bytes, len);
 }
@@ -289,6 +305,24 @@ int rill__snap_writer_kv(rill__snap_writer *w, const void *key, size_t klen, con
         return wfail(w, RILL_EINVAL, "kv: no section is open");
     if (klen > UINT32_MAX || vlen > UINT32_MAX || (klen && !key) || (vlen && !val))
         return wfail(w, RILL_EINVAL, "kv: entry of %zu + %zu bytes is invalid", klen, vlen);
+    size_t n = 8 + klen + vlen;
+    if (n < RILL__SNAP_IOBUF) { /* built in the buffer */
+        if (w->blen + n > RILL__SNAP_IOBUF) {
+            int rc = w_flush(w);
+            if (rc)
+                return rc;
+        }
+        unsigned char *p = w->buf + w->blen;
+        rill__snap_put32(p, (uint32_t)klen);
+        if (klen)
+            memcpy(p + 4, key, klen);
+        rill__snap_put32(p + 4 + klen, (uint32_t)vlen);
+        if (vlen)
+            memcpy(p + 8 + klen, val, vlen);
+        w->blen += n;
+        w->payload_len += n;
+        return RILL_OK;
+    }
     unsigned char len[4];
     rill__snap_put32(len, (uint32_t)klen);
     int rc = rill__snap_writer_append(w, len, 4);
@@ -310,6 +344,8 @@ int rill__snap_writer_section_end(rill__snap_writer *w)
         return w->rc;
     if (!w->in_section)
         return wfail(w, RILL_EINVAL, "section_end: no section is open");
+    w_hash(w);
+    w->hashing = 0;
     rill__snap_put64(w->head + 16, w->payload_len);
     XXH3_64bits_update(w->hs, w->head, w->head_len);
     uint64_t sum = XXH3_64bits_digest(w->hs);

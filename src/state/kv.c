@@ -87,11 +87,23 @@ int rill__kvi_resume(rill__kv *kv)
     return RILL_OK;
 }
 
-/* Double the map (no transaction may be active). */
+void rill__kvi_wait_views(rill__kv *kv)
+{
+    if (!kv->vinit)
+        return;
+    pthread_mutex_lock(&kv->vmu);
+    while (kv->readers)
+        pthread_cond_wait(&kv->vcv, &kv->vmu);
+    pthread_mutex_unlock(&kv->vmu);
+}
+
+/* Double the map (no transaction may be active: a view's read transaction
+ * on another thread is waited for). */
 int rill__kvi_grow(rill__kv *kv)
 {
     if (kv->map_size > SIZE_MAX / 2)
         return rill__kvi_fail(kv, -1, "growing the map", MDB_MAP_FULL);
+    rill__kvi_wait_views(kv);
     size_t size = kv->map_size * 2;
     int rc = mdb_env_set_mapsize(kv->env, size);
     if (rc)
@@ -230,7 +242,15 @@ int rill__kv_open(rill__kv **out, const char *dir, const char *const *names,
     }
     kv->n = n;
     kv->hot.budget = cache_bytes;
-    int rc = open_store(kv, dir, names, is_map);
+    int rc = RILL_ENOMEM;
+    if (!pthread_mutex_init(&kv->vmu, NULL)) {
+        if (!pthread_cond_init(&kv->vcv, NULL))
+            kv->vinit = 1;
+        else
+            pthread_mutex_destroy(&kv->vmu);
+    }
+    if (kv->vinit)
+        rc = open_store(kv, dir, names, is_map);
     if (rc != RILL_OK) {
         if (rc == RILL_ENOMEM && !kv->err[0])
             rill__fmt(err, "state store '%s': out of memory", dir);
@@ -247,6 +267,7 @@ void rill__kv_close(rill__kv *kv)
 {
     if (!kv)
         return;
+    rill__kvi_wait_views(kv);
     if (kv->rtxn)
         mdb_txn_abort(kv->rtxn);
     if (kv->env)
@@ -271,6 +292,10 @@ void rill__kv_close(rill__kv *kv)
     rill__free(kv->kbuf);
     rill__free(kv->tmp);
     rill__free(kv->dir);
+    if (kv->vinit) {
+        pthread_cond_destroy(&kv->vcv);
+        pthread_mutex_destroy(&kv->vmu);
+    }
     rill__free(kv);
 }
 

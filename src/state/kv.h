@@ -7,7 +7,8 @@
  * grows past its byte budget, every dirty entry goes to LMDB in one write
  * transaction (sorted by LMDB key) and clean entries are evicted (CLOCK)
  * down to 3/4 of the budget. A full LMDB map grows (doubles) and the
- * transaction is retried. Everything runs on the subtask's thread.
+ * transaction is retried. Everything runs on the subtask's thread, but
+ * views (below), which other threads read.
  *
  * LMDB key of a record (the order of key groups is the order of records,
  * which snapshots and rescaling read as contiguous ranges):
@@ -266,15 +267,30 @@ typedef struct rill__kvstats {
 } rill__kvstats;
 void rill__kv_stats(const rill__kv *kv, rill__kvstats *s);
 
-/* For snapshots: the environment and the DBI of sid. A read transaction
- * begun after rill__kv_flush sees every state as of the flush (the
- * environment is MDB_NOTLS, so another thread may read it). Caution: map
- * growth (mdb_env_set_mapsize) needs no transaction active in the process,
- * so while such a reader runs, a spill that fills the map must not grow
- * it: a snapshot thread would have to block spills or the map be grown
- * beforehand (not done yet). */
+/* For tests and tools: the environment and the DBI of sid. */
 MDB_env *rill__kv_env(rill__kv *kv);
 MDB_dbi rill__kv_dbi(const rill__kv *kv, unsigned sid);
+/* A view: the store as it is when the view is taken, readable from
+ * another thread while the store goes on being used (snapshots). Taking
+ * it (on the store's thread) copies the dirty cache entries (memory not
+ * counted in the cache budget, freed with the view) and begins an LMDB
+ * read transaction; nothing is written. A map growth of the store and its
+ * close wait until every view is freed. One thread at a time reads a
+ * view; it may be freed by another thread than the one that took it. */
+typedef struct rill__kvview rill__kvview;
+int rill__kv_view(rill__kv *kv, rill__kvview **out);
+/* fn gets each record: its key group, its LMDB key without the key group
+ * (as kv.h describes it), its value. A non-zero result stops the scan and
+ * is returned. */
+typedef int (*rill__kv_view_fn)(uint16_t kg, const unsigned char *key, size_t klen,
+                                const void *val, size_t vlen, void *arg);
+/* Visit the records of sid as of the view, in LMDB key order (map state:
+ * one per map entry). RILL_EIO/RILL_ENOMEM with rill__kv_view_errmsg. */
+int rill__kv_view_scan(rill__kvview *v, unsigned sid, rill__kv_view_fn fn, void *arg);
+const char *rill__kv_view_errmsg(const rill__kvview *v);
+/* Accepts NULL. */
+void rill__kv_view_free(rill__kvview *v);
+
 /* Tell the store that sid's DBI may hold records written behind its back
  * (restore): cache misses then read LMDB. */
 void rill__kv_mark_used(rill__kv *kv, unsigned sid);

@@ -6,6 +6,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <pthread.h>
+
 #include "state/kv.h"
 #include "util/error.h"
 
@@ -61,6 +63,13 @@ struct rill__kv {
 
     uint64_t n_spills, n_flushes, n_grows, n_evictions, n_db_reads;
     char err[RILL__ERRMSG_MAX];
+
+    /* Views (kvview.c) read LMDB from other threads: map growth and close
+     * wait until none is left. */
+    pthread_mutex_t vmu;
+    pthread_cond_t vcv;
+    int vinit;   /* vmu and vcv exist */
+    int readers; /* live views */
 };
 
 static inline uint64_t rill__kvc_hash(unsigned sid, uint16_t kg, const void *key, size_t klen,
@@ -118,8 +127,11 @@ int rill__kvi_nomem(rill__kv *kv, const char *what);
  * reset). */
 void rill__kvi_pause(rill__kv *kv);
 int rill__kvi_resume(rill__kv *kv);
-/* Double the map; no transaction may be active. */
+/* Double the map (waits until no view is live: no transaction may be
+ * active in the process). */
 int rill__kvi_grow(rill__kv *kv);
+/* Wait until no view of kv is live. */
+void rill__kvi_wait_views(rill__kv *kv);
 
 int rill__kvc_init(rill__kv *kv);
 /* Free every entry, the slabs and the table. */

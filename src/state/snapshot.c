@@ -148,58 +148,131 @@ static int put_info(snap *s, const rill_state *st)
     return rc ? wfail(s, name, rc) : RILL_OK;
 }
 
-/* Keyed records of one state, a section per key group. */
-static int put_keyed(snap *s, MDB_txn *txn, const rill_state *st)
+/* The keyed part of an operator's snapshot, written later (maybe on
+ * another thread) from a view of its store. Names are copied: the
+ * operator may close meanwhile (its store waits for the view). */
+typedef struct kstate {
+    unsigned sid;
+    char *name;
+} kstate;
+
+struct rill__state_snap {
+    char *uid;
+    rill__kvview *view;
+    kstate *st;
+    size_t n;
+};
+
+void rill__state_snapshot_free(rill__state_snap *ks)
 {
-    const char *name = st->d->name;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, rill__kv_dbi(s->op->kv, st->sid), &cur);
-    if (rc) {
-        rill__fmt(s->err, "snapshot of operator '%s', state '%s': mdb_cursor_open: %s", s->uid,
-                  name, mdb_strerror(rc));
+    if (!ks)
+        return;
+    rill__kv_view_free(ks->view);
+    for (size_t i = 0; i < ks->n; i++)
+        rill__free(ks->st[i].name);
+    rill__free(ks->st);
+    rill__free(ks->uid);
+    rill__free(ks);
+}
+
+/* Writing one state's records: a section per key group. */
+typedef struct kwrite {
+    rill__snap_writer *w;
+    const char *uid, *name;
+    long kg;
+    int werr;     /* the writer's error */
+    int bad;      /* a record the store should never hold */
+    int canceled;
+    unsigned count;
+    int (*cancel)(void *);
+    void *carg;
+} kwrite;
+
+static int keyed_rec(uint16_t g, const unsigned char *key, size_t klen, const void *val,
+                     size_t vlen, void *arg)
+{
+    kwrite *k = arg;
+    int rc;
+    if (g > RILL__SNAP_KG_MAX) {
+        k->bad = 1;
         return RILL_EIO;
     }
-    MDB_val k, v;
-    long kg = -1;
-    int err = RILL_OK;
-    const char *bad = NULL; /* a record the store should never hold */
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        const unsigned char *key = k.mv_data;
-        long g = k.mv_size >= 2 ? (long)rd_be16(key) : -1;
-        if (g < 0 || g > (long)RILL__SNAP_KG_MAX) {
-            bad = "a record without a valid key group";
-            break;
-        }
-        if (g != kg) {
-            if (kg >= 0 && (err = rill__snap_writer_section_end(s->w)) != RILL_OK)
-                break;
-            kg = g;
-            err = rill__snap_writer_section_begin(s->w, RILL__SNAP_KEYED, s->uid, name,
-                                                  (uint16_t)g, (uint16_t)g);
-            if (err)
-                break;
-        }
-        if ((err = rill__snap_writer_kv(s->w, key + 2, k.mv_size - 2, v.mv_data, v.mv_size)) !=
-            RILL_OK)
-            break;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    if (g != k->kg) {
+        if (k->kg >= 0 && (rc = rill__snap_writer_section_end(k->w)) != RILL_OK)
+            return k->werr = rc;
+        k->kg = g;
+        rc = rill__snap_writer_section_begin(k->w, RILL__SNAP_KEYED, k->uid, k->name, g, g);
+        if (rc)
+            return k->werr = rc;
     }
-    mdb_cursor_close(cur);
-    if (bad) {
-        rill__fmt(s->err, "snapshot of operator '%s', state '%s': %s", s->uid, name, bad);
-        return RILL_EIO;
+    if ((rc = rill__snap_writer_kv(k->w, key, klen, val, vlen)) != RILL_OK)
+        return k->werr = rc;
+    if ((++k->count & 4095) == 0 && k->cancel && k->cancel(k->carg)) {
+        k->canceled = 1;
+        return RILL_ECANCELED;
     }
-    if (err)
-        return wfail(s, name, err);
-    if (rc != MDB_NOTFOUND) {
-        rill__fmt(s->err, "snapshot of operator '%s', state '%s': mdb_cursor_get: %s", s->uid,
-                  name, mdb_strerror(rc));
-        return RILL_EIO;
+    return 0;
+}
+
+int rill__state_snapshot_keyed(rill__state_snap *ks, rill__snap_writer *w,
+                               int (*cancel)(void *), void *carg, char *err)
+{
+    err[0] = '\0';
+    for (size_t i = 0; i < ks->n; i++) {
+        kwrite k = {w, ks->uid, ks->st[i].name, -1, 0, 0, 0, 0, cancel, carg};
+        int rc = rill__kv_view_scan(ks->view, ks->st[i].sid, keyed_rec, &k);
+        if (!rc && k.kg >= 0 && (rc = rill__snap_writer_section_end(w)) != RILL_OK)
+            k.werr = rc;
+        if (!rc)
+            continue;
+        if (k.canceled)
+            rill__fmt(err, "snapshot of operator '%s': canceled", ks->uid);
+        else if (k.bad)
+            rill__fmt(err, "snapshot of operator '%s', state '%s': a record without a valid "
+                           "key group", ks->uid, k.name);
+        else if (k.werr)
+            rill__fmt(err, "snapshot of operator '%s', state '%s': %s", ks->uid, k.name,
+                      rill__snap_writer_errmsg(w));
+        else
+            rill__fmt(err, "snapshot of operator '%s': %s", ks->uid,
+                      rill__kv_view_errmsg(ks->view));
+        return rc;
     }
-    if (kg >= 0 && (err = rill__snap_writer_section_end(s->w)) != RILL_OK)
-        return wfail(s, name, err);
     return RILL_OK;
+}
+
+/* The view of op's keyed states. */
+static int take_view(snap *s, rill__state_snap **out)
+{
+    rill_ctx *op = s->op;
+    size_t n = 0;
+    for (size_t i = 0; i < op->n_states; i++)
+        n += rill__state_keyed_kind(op->states[i]->kind) != 0;
+    if (!n)
+        return RILL_OK;
+    rill__state_snap *ks = rill__calloc(1, sizeof *ks);
+    if (!ks || !(ks->uid = rill__strdup(s->uid)) || !(ks->st = rill__calloc(n, sizeof *ks->st)))
+        goto nomem;
+    for (size_t i = 0; i < op->n_states; i++) {
+        const rill_state *st = op->states[i];
+        if (!rill__state_keyed_kind(st->kind))
+            continue;
+        ks->st[ks->n].sid = st->sid;
+        if (!(ks->st[ks->n++].name = rill__strdup(st->d->name)))
+            goto nomem;
+    }
+    int rc = rill__kv_view(op->kv, &ks->view);
+    if (rc) {
+        rill__fmt(s->err, "snapshot of operator '%s': %s", s->uid, rill__kv_errmsg(op->kv));
+        rill__state_snapshot_free(ks);
+        return rc;
+    }
+    *out = ks;
+    return RILL_OK;
+nomem:
+    rill__state_snapshot_free(ks);
+    rill__fmt(s->err, "snapshot of operator '%s': out of memory", s->uid);
+    return RILL_ENOMEM;
 }
 
 static int timer_range(int64_t ts, uint16_t kg, const void *key, size_t key_len, void *arg)
@@ -293,32 +366,11 @@ static int put_broadcast(snap *s, const rill_state *st)
     return rc ? wfail(s, name, rc) : RILL_OK;
 }
 
-static int snapshot_keyed(snap *s)
-{
-    rill_ctx *op = s->op;
-    rill__kv *kv = op->kv;
-    int rc = rill__kv_flush(kv);
-    if (rc) {
-        rill__fmt(s->err, "snapshot of operator '%s': %s", s->uid, rill__kv_errmsg(kv));
-        return rc;
-    }
-    MDB_txn *txn;
-    rc = mdb_txn_begin(rill__kv_env(kv), NULL, MDB_RDONLY, &txn);
-    if (rc) {
-        rill__fmt(s->err, "snapshot of operator '%s': mdb_txn_begin: %s", s->uid,
-                  mdb_strerror(rc));
-        return rc == ENOMEM ? RILL_ENOMEM : RILL_EIO;
-    }
-    for (size_t i = 0; i < op->n_states && !rc; i++)
-        if (rill__state_keyed_kind(op->states[i]->kind))
-            rc = put_keyed(s, txn, op->states[i]);
-    mdb_txn_abort(txn);
-    return rc;
-}
-
-int rill__state_snapshot(rill_ctx *op, rill__snap_writer *w, char *err)
+int rill__state_snapshot_begin(rill_ctx *op, rill__snap_writer *w, rill__state_snap **keyed,
+                               char *err)
 {
     snap s = {op, w, uid_of(op), err, {NULL, 0, 0}, 0, 0, 0};
+    *keyed = NULL;
     err[0] = '\0';
     if (!s.uid) {
         rill__fmt(err, "snapshot of operator '%s': no resolved uid",
@@ -328,8 +380,6 @@ int rill__state_snapshot(rill_ctx *op, rill__snap_writer *w, char *err)
     int rc = RILL_OK;
     for (size_t i = 0; i < op->n_states && !rc; i++)
         rc = put_info(&s, op->states[i]);
-    if (!rc && op->kv)
-        rc = snapshot_keyed(&s);
     for (int d = 0; d < 2 && !rc; d++)
         rc = put_timers(&s, d);
     for (size_t i = 0; i < op->n_states && !rc; i++) {
@@ -340,6 +390,18 @@ int rill__state_snapshot(rill_ctx *op, rill__snap_writer *w, char *err)
             rc = put_broadcast(&s, st);
     }
     bytes_free(&s.key);
+    if (!rc && op->kv)
+        rc = take_view(&s, keyed);
+    return rc;
+}
+
+int rill__state_snapshot(rill_ctx *op, rill__snap_writer *w, char *err)
+{
+    rill__state_snap *ks;
+    int rc = rill__state_snapshot_begin(op, w, &ks, err);
+    if (!rc && ks)
+        rc = rill__state_snapshot_keyed(ks, w, NULL, NULL, err);
+    rill__state_snapshot_free(ks);
     return rc;
 }
 

@@ -32,7 +32,8 @@
  *   broadcast  one per state (kg 0xffff), also when empty: the map's
  *              entries in key order (key, value).
  *
- * Both calls run on the subtask's thread.
+ * Restore runs on the subtask's thread; a snapshot's keyed part may be
+ * written by another.
  */
 #ifndef RILL_STATE_SNAPSHOT_H
 #define RILL_STATE_SNAPSHOT_H
@@ -42,14 +43,32 @@
 #include "runtime/task.h"
 #include "snapshot/format.h"
 
-/* Write op's state into w (a section must not be open). Dirty cached
- * entries are flushed first and keyed records are read from one LMDB read
- * transaction, so the snapshot is a consistent view. An operator with
- * neither states nor timers writes nothing. Returns RILL_OK, or an error
- * (RILL_EINVAL for an operator without a resolved uid, RILL_EIO,
- * RILL_ENOMEM, or the writer's error) with a message in err
- * (RILL__ERRMSG_MAX bytes) naming the operator, the state and the file; w
- * is then unusable (abort it). */
+/* A snapshot of op's state in two parts. The first, on the subtask's
+ * thread, writes into w (no section open) the info, timers, operator list
+ * and broadcast sections, and takes a view of the keyed state (kv.h: a
+ * copy of the dirty cache entries and an LMDB read transaction; nothing
+ * is written to LMDB); *keyed gets it, or NULL when op has no keyed
+ * state. The second writes the keyed sections from that view, on any
+ * thread, while the subtask goes on; the operator may even close
+ * meanwhile (its store waits for the view). cancel (may be NULL) is asked
+ * every few thousand records; when it returns non-zero the write stops
+ * with RILL_ECANCELED. Free the view with rill__state_snapshot_free as
+ * soon as it is written (the store cannot grow its map until then).
+ *
+ * Sections of one operator thus come as: info, timers, operator list,
+ * broadcast, keyed. An operator with neither states nor timers writes
+ * nothing. Errors: RILL_EINVAL for an operator without a resolved uid,
+ * RILL_EIO, RILL_ENOMEM, RILL_ECANCELED or the writer's error, with a
+ * message in err (RILL__ERRMSG_MAX bytes) naming the operator, the state
+ * and the file; w is then unusable (abort it). */
+typedef struct rill__state_snap rill__state_snap;
+int rill__state_snapshot_begin(rill_ctx *op, rill__snap_writer *w, rill__state_snap **keyed,
+                               char *err);
+int rill__state_snapshot_keyed(rill__state_snap *keyed, rill__snap_writer *w,
+                               int (*cancel)(void *), void *cancel_arg, char *err);
+/* Accepts NULL. */
+void rill__state_snapshot_free(rill__state_snap *keyed);
+/* Both parts at once, on the subtask's thread. */
 int rill__state_snapshot(rill_ctx *op, rill__snap_writer *w, char *err);
 
 /* Restore op's state from the snapshot files paths[0..n) (every data file

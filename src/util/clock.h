@@ -1,7 +1,9 @@
-/* clock.h - monotonic time in milliseconds. */
+/* clock.h - monotonic time in milliseconds, and condition variables that
+ * wait on it. */
 #ifndef RILL_UTIL_CLOCK_H
 #define RILL_UTIL_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -19,6 +21,20 @@ static inline struct timespec rill__deadline_ts(int64_t abs_ms)
     ts.tv_sec = (time_t)(abs_ms / 1000);
     ts.tv_nsec = (long)(abs_ms % 1000) * 1000000L;
     return ts;
+}
+
+/* A condition variable whose timed waits take rill__deadline_ts
+ * deadlines (CLOCK_MONOTONIC). Returns 0, or non-zero when it cannot be
+ * made. */
+static inline int rill__cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    if (pthread_condattr_init(&a))
+        return -1;
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+    return rc;
 }
 
 #endif

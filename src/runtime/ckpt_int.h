@@ -1,0 +1,72 @@
+/* ckpt_int.h - the checkpoint coordinator's state, shared by checkpoint.c
+ * (coordinator, barriers, acknowledgements) and ckpt_bg.c (the thread that
+ * writes snapshots' keyed state in the background). */
+#ifndef RILL_RUNTIME_CKPT_INT_H
+#define RILL_RUNTIME_CKPT_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "runtime/task.h"
+#include "snapshot/format.h"
+#include "state/snapshot.h"
+
+typedef struct rill__ckpt {
+    int64_t interval, timeout, min_pause;
+    int mode, retained, retain_on_cancel;
+    char *dir;
+    pthread_t thread;
+    int started;
+    pthread_cond_t cv; /* with job->mu */
+    int stop;
+    int64_t first_id;  /* last_id when the job started */
+    int64_t last_id;   /* last triggered */
+    int64_t pending;   /* in flight, 0 when none */
+    int64_t completed; /* last completed */
+    _Atomic int64_t notify; /* completed, for the subtasks' on_complete hooks */
+    int acks;
+    int failed;
+    rill__snap_meta_file *files; /* per subtask of the pending checkpoint */
+    int64_t *kept;               /* completed ids still on disk, oldest first */
+    int n_kept;
+    char target[4096];           /* directory of the pending checkpoint */
+    /* A savepoint asked for by rill_job_savepoint. */
+    char *sp_dir;
+    int sp_busy, sp_done, sp_rc;
+    char sp_err[RILL__ERRMSG_MAX];
+    /* Snapshot writer (ckpt_bg.c): keyed state written in the background. */
+    _Atomic int64_t live;  /* pending, readable without the lock */
+    struct rill__bgtask *bg_head, *bg_tail;
+    int bg_inflight;       /* tasks queued or being written */
+    _Atomic int bg_stop;
+    int bg_started;
+    pthread_t bg_thread;
+} rill__ckpt;
+
+/* A subtask's snapshot file whose keyed state is still to be written: the
+ * other sections are in w already. */
+typedef struct rill__bgtask {
+    struct rill__bgtask *next;
+    rill__subtask *st;
+    int64_t id;
+    rill__snap_writer *w;
+    char name[32];
+    size_t n;
+    rill__state_snap **parts;
+} rill__bgtask;
+
+/* Tell the coordinator that st took (rc == 0) or could not take checkpoint
+ * id; info describes its file. Any thread. */
+void rill__ckpt_ack(rill__subtask *st, int64_t id, int rc, const rill__snap_fileinfo *info,
+                    const char *name);
+/* Write t's keyed parts, commit its file and acknowledge, in the
+ * background (or right away when the writer thread cannot start). Takes
+ * t. */
+void rill__ckpt_bg_submit(rill__job *job, rill__bgtask *t);
+/* With job->mu held: wait until no task is queued or being written. */
+void rill__ckpt_bg_drain(rill__job *job);
+/* Stop the writer thread (tasks left are given up). */
+void rill__ckpt_bg_stop(rill__job *job);
+
+#endif
