@@ -73,7 +73,7 @@ static vrec *vrec_alloc(rill__kvview *v, size_t size)
 
 static int copy_entry(rill__kvview *v, rill__kvent *e)
 {
-    if (v->n == v->cap) {
+    if (v->n == v->cap) { /* not reached: sized for every entry */
         size_t cap = v->cap ? v->cap * 2 : 1024;
         vidx *p = rill__realloc(v->idx, cap * sizeof *p);
         if (!p)
@@ -140,8 +140,15 @@ int rill__kv_view(rill__kv *kv, rill__kvview **out)
         rill__kv_view_free(v);
         return rill__kvi_nomem(kv, "taking a view of the state");
     }
+    v->cap = kv->count;
+    if (v->cap && !(v->idx = rill__malloc(v->cap * sizeof *v->idx))) {
+        rill__kv_view_free(v);
+        return rill__kvi_nomem(kv, "copying state for a snapshot");
+    }
     for (size_t i = 0; i < kv->cap; i++) {
         rill__kvent *e = kv->slots[i].e;
+        if (i + 8 < kv->cap && kv->slots[i + 8].e)
+            __builtin_prefetch(kv->slots[i + 8].e);
         if (e && (e->flags & RILL__KV_DIRTY) && copy_entry(v, e) != RILL_OK) {
             rill__kv_view_free(v);
             return rill__kvi_nomem(kv, "copying state for a snapshot");
@@ -175,6 +182,54 @@ static int idx_cmp(const void *pa, const void *pb)
     return rill__keycmp(vrec_key(a->r), a->r->klen, vrec_key(b->r), b->r->klen);
 }
 
+/* Sort by pre (radix, least significant byte first, skipping bytes all
+ * entries share), then runs of equal pre by their whole keys. */
+static void sort_by_key(vidx *a, size_t n)
+{
+    vidx *tmp = n > 64 ? rill__malloc(n * sizeof *tmp) : NULL;
+    if (!tmp) {
+        qsort(a, n, sizeof *a, idx_cmp);
+        return;
+    }
+    size_t (*cnt)[256] = rill__calloc(8, sizeof *cnt);
+    if (!cnt) {
+        rill__free(tmp);
+        qsort(a, n, sizeof *a, idx_cmp);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++)
+            cnt[b][(a[i].pre >> (8 * b)) & 255]++;
+    vidx *src = a, *dst = tmp;
+    for (int b = 0; b < 8; b++) {
+        size_t *c = cnt[b], sum = 0;
+        if (c[(a[0].pre >> (8 * b)) & 255] == n)
+            continue; /* one value: nothing to do */
+        for (int d = 0; d < 256; d++) {
+            size_t k = c[d];
+            c[d] = sum;
+            sum += k;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[c[(src[i].pre >> (8 * b)) & 255]++] = src[i];
+        vidx *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+    rill__free(cnt);
+    rill__free(tmp);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && a[j].pre == a[i].pre)
+            j++;
+        if (j - i > 1)
+            qsort(a + i, j - i, sizeof *a, idx_cmp);
+        i = j;
+    }
+}
+
 static int sort_idx(rill__kvview *v)
 {
     size_t ns = v->kv->n;
@@ -184,7 +239,7 @@ static int sort_idx(rill__kvview *v)
         return RILL_ENOMEM;
     }
     if (v->n > 1)
-        qsort(v->idx, v->n, sizeof *v->idx, idx_cmp);
+        sort_by_key(v->idx, v->n);
     size_t i = 0;
     for (size_t s = 0; s <= ns; s++) {
         while (i < v->n && v->idx[i].r->sid < s)
@@ -250,6 +305,8 @@ int rill__kv_view_scan(rill__kvview *v, unsigned sid, rill__kv_view_fn fn, void 
     rc = 0;
     while (!rc && (mrc == 0 || i < end)) {
         const vrec *r = i < end ? v->idx[i].r : NULL;
+        if (i + 8 < end)
+            __builtin_prefetch(v->idx[i + 8].r);
         if (mrc == 0 && k.mv_size < 2) {
             rc = bad_record(v, sid);
             break;
