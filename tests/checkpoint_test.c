@@ -699,35 +699,6 @@ static rill_env *eo_env(recovery_run *run, uint64_t n, int restore)
     return env;
 }
 
-/* How many times each index 0..n-1 appears in the visible files of out/. */
-static void count_lines(uint64_t n, unsigned char *seen, int *hidden)
-{
-    char out[256];
-    tmp_path(out, sizeof out, "out");
-    DIR *d = opendir(out);
-    cr_assert_not_null(d);
-    struct dirent *e;
-    *hidden = 0;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') {
-            *hidden += strstr(e->d_name, ".pending") != NULL;
-            continue;
-        }
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", out, e->d_name);
-        FILE *f = fopen(path, "r");
-        cr_assert_not_null(f, "%s", path);
-        unsigned long long v;
-        while (fscanf(f, "%llu", &v) == 1) {
-            cr_assert_lt(v, n);
-            cr_assert_lt(seen[v], 255);
-            seen[v]++;
-        }
-        fclose(f);
-    }
-    closedir(d);
-}
-
 Test(recovery, exactly_once_files_after_a_failure_and_restore)
 {
     const uint64_t n = 40000;
@@ -744,7 +715,7 @@ Test(recovery, exactly_once_files_after_a_failure_and_restore)
     unsigned char *seen = calloc(n, 1);
     cr_assert_not_null(seen);
     int hidden;
-    count_lines(n, seen, &hidden);
+    count_output_lines("out", n, seen, &hidden);
     for (uint64_t i = 0; i < n; i++)
         cr_assert_eq(seen[i], 1, "record %llu is in %d visible files", (unsigned long long)i,
                      seen[i]);
@@ -764,7 +735,7 @@ Test(recovery, exactly_once_files_without_a_failure)
     unsigned char *seen = calloc(n, 1);
     cr_assert_not_null(seen);
     int hidden;
-    count_lines(n, seen, &hidden);
+    count_output_lines("out", n, seen, &hidden);
     cr_assert_eq(hidden, 0, "pending files left after a successful job");
     for (uint64_t i = 0; i < n; i++)
         cr_assert_eq(seen[i], 1, "record %llu", (unsigned long long)i);

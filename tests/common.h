@@ -16,6 +16,7 @@
 #define RILL_TESTS_COMMON_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -245,6 +246,38 @@ static inline void tmp_path(char *out, size_t cap, const char *name)
 /* An environment of the given parallelism with its state under tmpdir/state
  * and exactly-once checkpoints every 20 ms into tmpdir/ck; restore != 0
  * starts its jobs from the latest checkpoint there. */
+/* How often each number 0..n-1 is in the visible files of tmpdir/sub (one
+ * number per line, as the exactly-once file sink writes them); *pending
+ * gets the count of hidden ".pending" files. */
+static inline void count_output_lines(const char *sub, uint64_t n, unsigned char *seen,
+                                      int *pending)
+{
+    char dir[256];
+    tmp_path(dir, sizeof dir, sub);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    struct dirent *e;
+    *pending = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') {
+            *pending += strstr(e->d_name, ".pending") != NULL;
+            continue;
+        }
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f, "%s", path);
+        unsigned long long v;
+        while (fscanf(f, "%llu", &v) == 1) {
+            cr_assert_lt(v, n);
+            cr_assert_lt(seen[v], 255);
+            seen[v]++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
+
 static inline rill_env *checkpointed_env(int parallelism, int restore)
 {
     rill_env *env = new_env(parallelism);

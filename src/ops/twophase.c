@@ -185,7 +185,12 @@ static int tp_close(rill_ctx *op, int ok)
     if (!t)
         return RILL_OK;
     int rc = RILL_OK;
-    if (ok) {
+    if (ok && op->final_done) {
+        /* Committed with the checkpoint that covers the final snapshot;
+         * the transaction begun after it holds nothing. */
+        if (t->has_cur)
+            t->fns.abort(op, t->cur, t->cur_len, t->ud);
+    } else if (ok) {
         /* End of input: everything becomes visible. */
         rc = ensure_init(op, t);
         if (!rc)

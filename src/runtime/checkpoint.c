@@ -54,28 +54,33 @@ static void remove_chk(const rill__ckpt *c, int64_t id)
 
 /* ---- the subtask side ------------------------------------------------- */
 
-void rill__ckpt_ack(rill__subtask *st, int64_t id, int rc, const rill__snap_fileinfo *info,
-                const char *name)
+void rill__ckpt_ack_locked(rill__subtask *st, int64_t id, int rc,
+                           const rill__snap_fileinfo *info, const char *name)
 {
-    rill__job *job = st->job;
-    rill__ckpt *c = job->ckpt;
-    pthread_mutex_lock(&job->mu);
-    if (c->pending == id) {
-        if (rc) {
+    rill__ckpt *c = st->job->ckpt;
+    if (c->pending != id)
+        return;
+    if (rc) {
+        c->failed = 1;
+    } else {
+        rill__snap_meta_file *f = &c->files[st->number];
+        rill__free(f->name);
+        f->name = rill__strdup(name);
+        f->size = info->size;
+        f->digest = info->digest;
+        if (!f->name)
             c->failed = 1;
-        } else {
-            rill__snap_meta_file *f = &c->files[st->number];
-            rill__free(f->name);
-            f->name = rill__strdup(name);
-            f->size = info->size;
-            f->digest = info->digest;
-            if (!f->name)
-                c->failed = 1;
-        }
-        c->acks++;
-        pthread_cond_broadcast(&c->cv);
     }
-    pthread_mutex_unlock(&job->mu);
+    c->acks++;
+    pthread_cond_broadcast(&c->cv);
+}
+
+void rill__ckpt_ack(rill__subtask *st, int64_t id, int rc, const rill__snap_fileinfo *info,
+                    const char *name)
+{
+    pthread_mutex_lock(&st->job->mu);
+    rill__ckpt_ack_locked(st, id, rc, info, name);
+    pthread_mutex_unlock(&st->job->mu);
 }
 
 /* A replayable source's position: subtask u32 | parallelism u32 | pos u64. */
@@ -97,77 +102,91 @@ static int snapshot_position(rill_ctx *op, rill__snap_writer *w)
     return rill__snap_writer_section_end(w);
 }
 
-/* Give up st's part of checkpoint id after rc. */
-static void give_up(rill__subtask *st, int64_t id, rill__snap_writer *w, rill__bgtask *t,
-                    int rc, const char *err)
+int rill__ckpt_begin_snapshot(rill__subtask *st, int64_t id, const char *path,
+                              rill__bgtask *t, char *err, int *fatal)
 {
-    if (rc != RILL_EUSER)
-        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: %s",
-                  st->job->name, (long long)id, st->number,
-                  err && err[0] ? err : rill_strerror(rc));
-    rill__snap_writer_abort(w);
-    for (size_t i = 0; t && i < t->n; i++)
-        rill__state_snapshot_free(t->parts[i]);
-    if (t)
-        rill__free(t->parts);
-    rill__free(t);
-    rill__snap_fileinfo info = {0, 0};
-    rill__ckpt_ack(st, id, rc, &info, "");
-}
-
-/* Snapshot every stateful operator of st into one file: hooks, source
- * positions and the state held in memory now; keyed state from views of
- * the stores, written in the background (ckpt_bg.c), which also commits
- * the file and acknowledges. Then forward the barrier. */
-static int take(rill__subtask *st, int64_t id)
-{
-    rill__job *job = st->job;
-    rill__ckpt *c = job->ckpt;
-    char path[4200], err[RILL__ERRMSG_MAX];
-    err[0] = 0;
-    rill__bgtask *t = rill__calloc(1, sizeof *t);
-    if (t)
-        t->parts = rill__calloc(st->n_ops + 1, sizeof *t->parts);
-    if (!t || !t->parts) {
-        give_up(st, id, NULL, t, RILL_ENOMEM, "out of memory");
-        return rill__subtask_barrier_out(st, id);
-    }
+    *fatal = 0;
+    err[0] = '\0';
     t->st = st;
     t->id = id;
-    snprintf(t->name, sizeof t->name, "%d.snap", st->number);
-    snprintf(path, sizeof path, "%s/%s", c->target, t->name);
-    rill__snap_writer *w = NULL;
-    int rc = rill__snap_writer_open(&w, path, err);
+    int rc = rill__snap_writer_open(&t->w, path, err);
     for (size_t i = 0; i < st->n_ops && !rc; i++) {
         rill_ctx *op = st->ops[i];
         if (op->node->on_snapshot) {
             int urc = op->node->on_snapshot(op, id, op->ud);
             if (urc) {
-                give_up(st, id, w, t, RILL_EUSER, NULL);
-                return rill__user_fail(op, "checkpoint snapshot hook", urc);
+                rc = rill__user_fail(op, "checkpoint snapshot hook", urc);
+                *fatal = 1;
+                break;
             }
         }
         if (op->node->def->on_checkpoint && (rc = op->node->def->on_checkpoint(op, id))) {
-            give_up(st, id, w, t, rc, "the operator's pre-commit failed");
-            return rc;
+            rill__fmt(err, "operator '%s': its pre-commit failed", op->node->name);
+            *fatal = 1;
+            break;
         }
         if (op->node->def->position)
-            rc = snapshot_position(op, w);
+            rc = snapshot_position(op, t->w);
         if (!rc && (op->n_states || op->timers[0] || op->timers[1]))
-            if ((rc = rill__state_snapshot_begin(op, w, &t->parts[t->n], err)) == RILL_OK &&
+            if ((rc = rill__state_snapshot_begin(op, t->w, &t->parts[t->n], err)) == RILL_OK &&
                 t->parts[t->n])
                 t->n++;
     }
     if (rc) {
-        if (w && !err[0])
-            rill__fmt(err, "%s", rill__snap_writer_errmsg(w));
-        /* A failed snapshot discards the checkpoint, not the job. */
-        give_up(st, id, w, t, rc, err);
-    } else {
-        t->w = w;
-        rill__ckpt_bg_submit(job, t);
+        if (t->w && !err[0])
+            rill__fmt(err, "%s", rill__snap_writer_errmsg(t->w));
+        rill__snap_writer_abort(t->w);
+        t->w = NULL;
+        for (size_t i = 0; i < t->n; i++)
+            rill__state_snapshot_free(t->parts[i]);
+        t->n = 0;
     }
-    return rill__subtask_barrier_out(st, id);
+    return rc;
+}
+
+rill__bgtask *rill__ckpt_task_new(const rill__subtask *st)
+{
+    rill__bgtask *t = rill__calloc(1, sizeof *t);
+    if (t && !(t->parts = rill__calloc(st->n_ops + 1, sizeof *t->parts))) {
+        rill__free(t);
+        t = NULL;
+    }
+    if (t)
+        snprintf(t->name, sizeof t->name, "%d.snap", st->number);
+    return t;
+}
+
+/* Snapshot every stateful operator of st into one file: hooks, source
+ * positions and the state held in memory now; keyed state from views of
+ * the stores, written in the background (ckpt_bg.c), which also commits
+ * the file and acknowledges. Then forward the barrier. A failed snapshot
+ * discards the checkpoint, not the job (but for a failed hook). */
+static int take(rill__subtask *st, int64_t id)
+{
+    rill__job *job = st->job;
+    rill__ckpt *c = job->ckpt;
+    char path[4200], err[RILL__ERRMSG_MAX];
+    rill__snap_fileinfo none = {0, 0};
+    rill__bgtask *t = rill__ckpt_task_new(st);
+    if (!t) {
+        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: out of memory",
+                  job->name, (long long)id, st->number);
+        rill__ckpt_ack(st, id, RILL_ENOMEM, &none, "");
+        return rill__subtask_barrier_out(st, id);
+    }
+    snprintf(path, sizeof path, "%s/%s", c->target, t->name);
+    int fatal;
+    int rc = rill__ckpt_begin_snapshot(st, id, path, t, err, &fatal);
+    if (!rc) {
+        rill__ckpt_bg_submit(job, t);
+        return rill__subtask_barrier_out(st, id);
+    }
+    if (!fatal)
+        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: %s", job->name,
+                  (long long)id, st->number, err[0] ? err : rill_strerror(rc));
+    rill__ckpt_task_free(t);
+    rill__ckpt_ack(st, id, rc, &none, "");
+    return fatal ? rc : rill__subtask_barrier_out(st, id);
 }
 
 int rill__ckpt_notify(rill__subtask *st)
@@ -286,7 +305,7 @@ static int timed_wait(rill__job *job, int64_t until_wall)
 }
 
 /* mkdir -p d. */
-static int make_dir(const char *d, char *err)
+int rill__ckpt_make_dir(const char *d, char *err)
 {
     char p[4096];
     size_t n = strlen(d);
@@ -350,18 +369,20 @@ static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err)
         rill__free(c->files[i].name);
         c->files[i].name = NULL;
     }
-    if ((!savepoint && (rc = make_dir(c->dir, err))) || (rc = make_dir(c->target, err)))
+    if ((!savepoint && (rc = rill__ckpt_make_dir(c->dir, err))) ||
+        (rc = rill__ckpt_make_dir(c->target, err)))
         return rc;
     c->pending = id;
     atomic_store(&c->live, id);
     c->acks = 0;
     c->failed = 0;
+    rill__ckpt_add_finals(job);
     for (size_t i = 0; i < job->n_subs; i++)
-        if (!job->subs[i]->gate)
+        if (!job->subs[i]->gate && c->fin[i].state == RILL__FIN_RUNNING)
             atomic_store_explicit(&job->subs[i]->barrier_req, id, memory_order_release);
     int64_t deadline = wall_ms() + c->timeout;
-    while (c->acks < (int)job->n_subs && !c->stop && !c->failed && job->n_exited == 0 &&
-           job->n_finished == 0 && wall_ms() < deadline)
+    while (c->acks < (int)job->n_subs && !c->stop && !c->failed && c->n_gone == 0 &&
+           !c->final_broken && wall_ms() < deadline)
         timed_wait(job, deadline);
     int done = c->acks == (int)job->n_subs && !c->failed;
     int timed_out = !done && wall_ms() >= deadline;
@@ -404,8 +425,11 @@ static void *coordinator(void *arg)
     rill__job *job = arg;
     rill__ckpt *c = job->ckpt;
     pthread_mutex_lock(&job->mu);
-    int64_t next = c->interval ? wall_ms() + c->interval : INT64_MAX;
-    while (!c->stop && job->n_exited == 0) {
+    int64_t next = c->interval ? wall_ms() + c->interval : INT64_MAX, last_end = 0;
+    /* Until the job ends, or every subtask took its final snapshot and
+     * none waits for one more checkpoint. */
+    while (!c->stop && c->n_gone == 0 && !c->final_broken &&
+           (c->n_ready < (int)job->n_subs || c->n_waiting || c->sp_dir)) {
         if (c->sp_dir && !c->sp_busy) {
             c->sp_busy = 1;
             snprintf(c->target, sizeof c->target, "%s", c->sp_dir);
@@ -415,6 +439,10 @@ static void *coordinator(void *arg)
             pthread_cond_broadcast(&c->cv);
             continue;
         }
+        /* A finished subtask waits for a checkpoint: take it soon. */
+        int64_t soon = last_end + (c->min_pause > 10 ? c->min_pause : 10);
+        if (c->n_waiting && !c->pending && next > soon)
+            next = soon;
         if (wall_ms() < next) {
             if (next == INT64_MAX)
                 pthread_cond_wait(&c->cv, &job->mu);
@@ -427,7 +455,8 @@ static void *coordinator(void *arg)
         ++c->last_id;
         chk_dir(c->target, sizeof c->target, c, c->last_id);
         run_checkpoint(job, c->last_id, 0, err);
-        int64_t after = wall_ms() + c->min_pause;
+        last_end = wall_ms();
+        int64_t after = last_end + c->min_pause;
         next = start + c->interval > after ? start + c->interval : after;
     }
     /* A savepoint still asked for cannot be taken any more. */
@@ -464,10 +493,19 @@ int rill__ckpt_start(rill__job *job)
     c->first_id = c->last_id;
     c->files = rill__calloc(job->n_subs + 1, sizeof *c->files); /* NULL-name ended */
     c->kept = rill__calloc((size_t)c->retained + 1, sizeof *c->kept);
-    if (!c->dir || !c->files || !c->kept || rill__cond_init_monotonic(&c->cv)) {
+    c->fin = rill__calloc(job->n_subs + 1, sizeof *c->fin);
+    if (c->interval > 0 && c->dir && c->dir[0]) {
+        size_t n = strlen(c->dir) + 32;
+        if ((c->final_dir = rill__malloc(n)))
+            snprintf(c->final_dir, n, "%s/.final-%lld", c->dir, (long long)c->first_id);
+    }
+    if (!c->dir || !c->files || !c->kept || !c->fin ||
+        (c->interval > 0 && c->dir[0] && !c->final_dir) || rill__cond_init_monotonic(&c->cv)) {
         rill__free(c->dir);
         rill__free(c->files);
         rill__free(c->kept);
+        rill__free(c->fin);
+        rill__free(c->final_dir);
         rill__free(c);
         job->ckpt = NULL;
         return RILL_ENOMEM;
@@ -514,6 +552,9 @@ void rill__ckpt_stop(rill__job *job)
     }
     if (drop_all)
         c->n_kept = 0;
+    /* Checkpoints hold links to the final snapshots they include. */
+    if (all_exited && c->final_dir)
+        nftw(c->final_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 void rill__ckpt_free(rill__job *job)
@@ -528,6 +569,8 @@ void rill__ckpt_free(rill__job *job)
         rill__free(c->files[i].name);
     }
     pthread_cond_destroy(&c->cv);
+    rill__free(c->fin);
+    rill__free(c->final_dir);
     rill__free(c->files);
     rill__free(c->kept);
     rill__free(c->dir);
@@ -545,7 +588,7 @@ RILL_API int rill_job_savepoint(rill_job *root, const char *dir, int stop)
         return RILL_ESTATE;
     char err[RILL__ERRMSG_MAX];
     err[0] = '\0';
-    int rc = make_dir(dir, err);
+    int rc = rill__ckpt_make_dir(dir, err);
     pthread_mutex_lock(&job->mu);
     if (!rc && (c->sp_dir || c->stop))
         rc = RILL_ESTATE;

@@ -13,8 +13,11 @@
 #include "util/alloc.h"
 #include "util/log.h"
 
-static void task_free(rill__bgtask *t)
+void rill__ckpt_task_free(rill__bgtask *t)
 {
+    if (!t)
+        return;
+    rill__snap_writer_abort(t->w);
     for (size_t i = 0; i < t->n; i++)
         rill__state_snapshot_free(t->parts[i]);
     rill__free(t->parts);
@@ -31,11 +34,8 @@ static int give_up(void *arg)
            atomic_load_explicit(&job->stopping, memory_order_relaxed);
 }
 
-static void run_task(rill__bgtask *t)
+int rill__ckpt_write_task(rill__bgtask *t, rill__snap_fileinfo *info, char *err)
 {
-    rill__job *job = t->st->job;
-    char err[RILL__ERRMSG_MAX];
-    rill__snap_fileinfo info = {0, 0};
     int rc = RILL_OK;
     err[0] = '\0';
     for (size_t i = 0; i < t->n; i++) {
@@ -48,7 +48,7 @@ static void run_task(rill__bgtask *t)
         t->parts[i] = NULL;
     }
     if (!rc) {
-        rc = rill__snap_writer_commit(t->w, &info, err);
+        rc = rill__snap_writer_commit(t->w, info, err);
     } else {
         if (!err[0])
             rill__fmt(err, "%s", rc == RILL_ECANCELED ? "given up"
@@ -56,6 +56,15 @@ static void run_task(rill__bgtask *t)
         rill__snap_writer_abort(t->w);
     }
     t->w = NULL;
+    return rc;
+}
+
+static void run_task(rill__bgtask *t)
+{
+    rill__job *job = t->st->job;
+    char err[RILL__ERRMSG_MAX];
+    rill__snap_fileinfo info = {0, 0};
+    int rc = rill__ckpt_write_task(t, &info, err);
     if (rc && rc != RILL_ECANCELED)
         rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: %s",
                   job->name, (long long)t->id, t->st->number, err[0] ? err : rill_strerror(rc));
@@ -80,7 +89,7 @@ static void *writer(void *arg)
             c->bg_tail = NULL;
         pthread_mutex_unlock(&job->mu);
         run_task(t);
-        task_free(t);
+        rill__ckpt_task_free(t);
         pthread_mutex_lock(&job->mu);
         c->bg_inflight--;
         pthread_cond_broadcast(&c->cv);
@@ -101,7 +110,7 @@ void rill__ckpt_bg_submit(rill__job *job, rill__bgtask *t)
         c->bg_inflight++;
         pthread_mutex_unlock(&job->mu);
         run_task(t);
-        task_free(t);
+        rill__ckpt_task_free(t);
         pthread_mutex_lock(&job->mu);
         c->bg_inflight--;
         pthread_cond_broadcast(&c->cv);

@@ -42,7 +42,22 @@ typedef struct rill__ckpt {
     _Atomic int bg_stop;
     int bg_started;
     pthread_t bg_thread;
+    /* Final snapshots (ckpt_final.c) of subtasks whose input ended. */
+    struct rill__final *fin; /* per subtask */
+    char *final_dir;         /* where they are, for this run */
+    int n_ready;             /* subtasks with a final snapshot */
+    int n_gone;              /* subtasks that exited without one */
+    int n_waiting;           /* waiting for a checkpoint to complete */
+    int final_broken;        /* a final snapshot failed: none can complete */
 } rill__ckpt;
+
+enum { RILL__FIN_RUNNING, RILL__FIN_TAKING, RILL__FIN_READY, RILL__FIN_FAILED };
+
+typedef struct rill__final {
+    int state;
+    int64_t first;             /* the first checkpoint it belongs to */
+    rill__snap_fileinfo info;
+} rill__final;
 
 /* A subtask's snapshot file whose keyed state is still to be written: the
  * other sections are in w already. */
@@ -56,6 +71,23 @@ typedef struct rill__bgtask {
     rill__state_snap **parts;
 } rill__bgtask;
 
+/* A task for st's file ("<number>.snap"); NULL when out of memory. */
+rill__bgtask *rill__ckpt_task_new(const rill__subtask *st);
+/* Frees t with what it holds (an open writer is aborted). Accepts NULL. */
+void rill__ckpt_task_free(rill__bgtask *t);
+/* On st's thread: the first part of st's snapshot for checkpoint id into
+ * a new file at path: hooks (user snapshot hooks, pre-commits), source
+ * positions, state held in memory, views of keyed state, all into t. On
+ * error, with a message in err, t holds nothing; *fatal is set when the
+ * job fails too (a hook failed). */
+int rill__ckpt_begin_snapshot(rill__subtask *st, int64_t id, const char *path,
+                              rill__bgtask *t, char *err, int *fatal);
+/* Any thread: write t's keyed parts and commit its file (info gets its
+ * size and digest), freeing the views; the writer is consumed. */
+int rill__ckpt_write_task(rill__bgtask *t, rill__snap_fileinfo *info, char *err);
+/* rill__ckpt_ack with job->mu held. */
+void rill__ckpt_ack_locked(rill__subtask *st, int64_t id, int rc,
+                           const rill__snap_fileinfo *info, const char *name);
 /* Tell the coordinator that st took (rc == 0) or could not take checkpoint
  * id; info describes its file. Any thread. */
 void rill__ckpt_ack(rill__subtask *st, int64_t id, int rc, const rill__snap_fileinfo *info,
@@ -66,6 +98,11 @@ void rill__ckpt_ack(rill__subtask *st, int64_t id, int rc, const rill__snap_file
 void rill__ckpt_bg_submit(rill__job *job, rill__bgtask *t);
 /* With job->mu held: wait until no task is queued or being written. */
 void rill__ckpt_bg_drain(rill__job *job);
+/* With job->mu held, as checkpoint c->pending starts into c->target:
+ * the final snapshots taken so far go into it (and count as acks). */
+void rill__ckpt_add_finals(rill__job *job);
+/* mkdir -p d; RILL_EIO/RILL_EINVAL with a message in err. */
+int rill__ckpt_make_dir(const char *d, char *err);
 /* Stop the writer thread (tasks left are given up). */
 void rill__ckpt_bg_stop(rill__job *job);
 

@@ -343,7 +343,7 @@ int rill__subtask_close(rill__subtask *st, int ok)
             continue;
         op->opened = 0;
         int rc = RILL_OK;
-        if (n->close_hook && op->user_opened) {
+        if (n->close_hook && op->user_opened && !op->user_closed) {
             op->user_opened = 0;
             rc = n->close_hook(op, n->ud);
             if (rc && ok)
@@ -382,14 +382,16 @@ static void *subtask_main(void *arg)
 {
     rill__subtask *st = arg;
     rill__job *job = st->job;
-    int rc = rill__subtask_open(st);
+    int rc = rill__subtask_open(st), ended = 0;
     if (!rc)
         rc = st->gate ? run_consumer(st) : run_source(st);
+    if (!rc && job->ckpt)
+        rc = rill__ckpt_finish(st, &ended);
     if (!rc)
         rc = rill__subtask_close(st, 1);
     else
         rill__subtask_close(st, 0);
-    if (!rc)
+    if (!rc && !ended)
         rc = rill__subtask_end_outputs(st);
     if (rc && rc != RILL_ECANCELED) {
         /* Operators report their own failures; this catches the rest. */
@@ -401,6 +403,7 @@ static void *subtask_main(void *arg)
     pthread_mutex_lock(&job->mu);
     if (!rc)
         job->n_finished++;
+    rill__ckpt_exited(st);
     if (++job->n_exited == (int)job->n_subs)
         settle(job);
     pthread_mutex_unlock(&job->mu);

@@ -1,0 +1,227 @@
+/* ckpt_final.c - final snapshots. With periodic checkpoints, a subtask
+ * whose input ended runs its close hooks, then takes one last snapshot
+ * (its state cannot change any more) into <dir>/.final-<n>/, which every
+ * later checkpoint includes (a hard link, or a copy on another file
+ * system), so checkpoints go on while other subtasks still run. An
+ * operator with checkpoint-complete hooks (a two-phase-commit sink) then
+ * waits until a checkpoint that includes its final snapshot completed, so
+ * what it commits at the end is covered by a checkpoint: a failure of
+ * another subtask afterwards restores the finished one as finished
+ * instead of replaying its input.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "graph/graph.h"
+#include "runtime/ckpt_int.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+static int has_complete_hooks(const rill__subtask *st)
+{
+    for (size_t i = 0; i < st->n_ops; i++)
+        if (st->ops[i]->node->def->on_complete || st->ops[i]->node->on_complete)
+            return 1;
+    return 0;
+}
+
+/* Head first, as at close: a close hook may emit to the operators after. */
+static int close_hooks(rill__subtask *st)
+{
+    for (size_t k = 0; k < st->n_ops; k++) {
+        rill_ctx *op = st->ops[k];
+        const rill__node *n = op->node;
+        if (!op->opened || !op->user_opened || op->user_closed || !n->close_hook)
+            continue;
+        op->user_closed = 1;
+        int rc = n->close_hook(op, n->ud);
+        if (rc)
+            return rill__user_fail(op, "close hook", rc);
+    }
+    return RILL_OK;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    char buf[1 << 16];
+    int bad = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            bad = n < 0;
+            break;
+        }
+        for (ssize_t done = 0; done < n && !bad;) {
+            ssize_t w = write(out, buf + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            bad = w <= 0;
+            if (!bad)
+                done += w;
+        }
+        if (bad)
+            break;
+    }
+    bad |= fsync(out) != 0;
+    bad |= close(out) != 0;
+    close(in);
+    if (bad)
+        unlink(to);
+    return bad ? -1 : 0;
+}
+
+/* With job->mu held: subtask k's final snapshot into the pending
+ * checkpoint, as its acknowledgement. */
+static void add_final(rill__job *job, size_t k)
+{
+    rill__ckpt *c = job->ckpt;
+    rill__subtask *st = job->subs[k];
+    char from[4200], to[4200], name[32];
+    snprintf(name, sizeof name, "%d.snap", st->number);
+    snprintf(from, sizeof from, "%s/%s", c->final_dir, name);
+    snprintf(to, sizeof to, "%s/%s", c->target, name);
+    (void)unlink(to);
+    int rc = link(from, to) == 0 || copy_file(from, to) == 0 ? RILL_OK : RILL_EIO;
+    if (rc)
+        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld: cannot put '%s' into '%s': %s",
+                  job->name, (long long)c->pending, from, c->target, strerror(errno));
+    rill__ckpt_ack_locked(st, c->pending, rc, &c->fin[k].info, name);
+}
+
+void rill__ckpt_add_finals(rill__job *job)
+{
+    rill__ckpt *c = job->ckpt;
+    for (size_t k = 0; k < job->n_subs; k++)
+        if (c->fin[k].state == RILL__FIN_READY && c->fin[k].first <= c->pending)
+            add_final(job, k);
+}
+
+/* The final snapshot of st for checkpoints from id on. */
+static int take_final(rill__subtask *st, int64_t id, rill__snap_fileinfo *info, char *err,
+                      int *fatal)
+{
+    rill__ckpt *c = st->job->ckpt;
+    char path[4200];
+    *fatal = 0;
+    int rc = rill__ckpt_make_dir(c->final_dir, err);
+    if (rc)
+        return rc;
+    rill__bgtask *t = rill__ckpt_task_new(st);
+    if (!t) {
+        rill__fmt(err, "out of memory");
+        return RILL_ENOMEM;
+    }
+    snprintf(path, sizeof path, "%s/%s", c->final_dir, t->name);
+    rc = rill__ckpt_begin_snapshot(st, id, path, t, err, fatal);
+    if (!rc)
+        rc = rill__ckpt_write_task(t, info, err);
+    rill__ckpt_task_free(t);
+    return rc;
+}
+
+/* Wait until a checkpoint from id on completed; 1 if one did. */
+static int wait_complete(rill__subtask *st, int64_t id)
+{
+    rill__job *job = st->job;
+    rill__ckpt *c = job->ckpt;
+    pthread_mutex_lock(&job->mu);
+    while (c->completed < id && !c->final_broken && !c->stop && !atomic_load(&job->stopping)) {
+        struct timespec ts = rill__deadline_ts(rill__now_ms() + 100);
+        pthread_cond_timedwait(&c->cv, &job->mu, &ts);
+    }
+    int done = c->completed >= id;
+    c->n_waiting--;
+    pthread_mutex_unlock(&job->mu);
+    return done;
+}
+
+int rill__ckpt_finish(rill__subtask *st, int *ended)
+{
+    rill__job *job = st->job;
+    rill__ckpt *c = job->ckpt;
+    size_t k = (size_t)st->number;
+    *ended = 0;
+    if (!c || c->interval <= 0 || !c->final_dir)
+        return RILL_OK;
+    int rc = close_hooks(st);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&job->mu);
+    if (c->n_gone || c->final_broken || c->stop) {
+        pthread_mutex_unlock(&job->mu);
+        return RILL_OK;
+    }
+    /* The pending checkpoint, unless st took it already; else the next. */
+    int64_t id = c->pending && st->align_id < c->pending ? c->pending : c->last_id + 1;
+    c->fin[k].state = RILL__FIN_TAKING;
+    c->fin[k].first = id;
+    pthread_mutex_unlock(&job->mu);
+
+    char err[RILL__ERRMSG_MAX];
+    rill__snap_fileinfo info = {0, 0};
+    int fatal;
+    rc = take_final(st, id, &info, err, &fatal);
+    int wait = !rc && has_complete_hooks(st);
+    pthread_mutex_lock(&job->mu);
+    if (rc) {
+        c->fin[k].state = RILL__FIN_FAILED;
+        c->final_broken = 1;
+        if (!fatal)
+            rill__log(RILL_LOG_WARN,
+                      "job '%s': the final snapshot of subtask %d failed: %s; no checkpoint can "
+                      "complete any more",
+                      job->name, st->number, err[0] ? err : rill_strerror(rc));
+    } else {
+        c->fin[k].state = RILL__FIN_READY;
+        c->fin[k].info = info;
+        c->n_ready++;
+        if (c->pending && c->pending >= id)
+            add_final(job, k);
+    }
+    if (wait)
+        c->n_waiting++;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&job->mu);
+    if (fatal)
+        return rc;
+
+    rc = rill__subtask_end_outputs(st);
+    *ended = 1;
+    if (!wait)
+        return rc;
+    int done = wait_complete(st, id);
+    if (rc)
+        return rc;
+    if (!done)
+        /* Canceled or failing: pre-committed transactions stay pending.
+         * No checkpoint can complete: commit at close as without one. */
+        return atomic_load(&job->stopping) ? RILL_ECANCELED : RILL_OK;
+    if ((rc = rill__ckpt_notify(st)) != RILL_OK)
+        return rc;
+    for (size_t i = 0; i < st->n_ops; i++)
+        st->ops[i]->final_done = 1;
+    return RILL_OK;
+}
+
+void rill__ckpt_exited(rill__subtask *st)
+{
+    rill__ckpt *c = st->job->ckpt;
+    if (!c || c->fin[st->number].state == RILL__FIN_READY)
+        return;
+    c->n_gone++;
+    pthread_cond_broadcast(&c->cv);
+}
