@@ -30,6 +30,7 @@ typedef struct tp_state {
     char *cur; /* the open transaction */
     size_t cur_len, cur_cap;
     int has_cur;
+    int written; /* records went into cur since it began */
     pend *pend;
     size_t n_pend, cap_pend;
 } tp_state;
@@ -136,6 +137,7 @@ static int tp_process(rill_ctx *op, const void *rec, size_t len)
     int rc = ensure_init(op, t);
     if (rc)
         return rc;
+    t->written = 1;
     return user(op, "write function", t->fns.write(op, t->cur, t->cur_len, rec, len, t->ud));
 }
 
@@ -157,6 +159,7 @@ static int tp_checkpoint(rill_ctx *op, int64_t id)
     p->cid = id;
     t->n_pend++;
     t->has_cur = 0;
+    t->written = 0;
     if ((rc = save(op, t)))
         return rc;
     return begin(op, t);
@@ -185,7 +188,7 @@ static int tp_close(rill_ctx *op, int ok)
     if (!t)
         return RILL_OK;
     int rc = RILL_OK;
-    if (ok && op->final_done) {
+    if (ok && op->final_done && !t->written) {
         /* Committed with the checkpoint that covers the final snapshot;
          * the transaction begun after it holds nothing. */
         if (t->has_cur)

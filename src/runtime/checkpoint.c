@@ -377,6 +377,7 @@ static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err)
     c->acks = 0;
     c->failed = 0;
     rill__ckpt_add_finals(job);
+    pthread_cond_broadcast(&c->cv); /* finished subtasks forward its barrier */
     for (size_t i = 0; i < job->n_subs; i++)
         if (!job->subs[i]->gate && c->fin[i].state == RILL__FIN_RUNNING)
             atomic_store_explicit(&job->subs[i]->barrier_req, id, memory_order_release);

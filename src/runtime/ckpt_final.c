@@ -1,10 +1,11 @@
 /* ckpt_final.c - final snapshots. With periodic checkpoints, a subtask
- * whose input ended runs its close hooks, then takes one last snapshot
- * (its state cannot change any more) into <dir>/.final-<n>/, which every
+ * whose input ended takes one last snapshot (its state cannot change any
+ * more) into <dir>/.final-<n>/, before its close hooks run, which every
  * later checkpoint includes (a hard link, or a copy on another file
  * system), so checkpoints go on while other subtasks still run. An
  * operator with checkpoint-complete hooks (a two-phase-commit sink) then
- * waits until a checkpoint that includes its final snapshot completed, so
+ * waits (forwarding barriers) until a checkpoint that includes its final
+ * snapshot completed, then closes, so
  * what it commits at the end is covered by a checkpoint: a failure of
  * another subtask afterwards restores the finished one as finished
  * instead of replaying its input.
@@ -27,22 +28,6 @@ static int has_complete_hooks(const rill__subtask *st)
         if (st->ops[i]->node->def->on_complete || st->ops[i]->node->on_complete)
             return 1;
     return 0;
-}
-
-/* Head first, as at close: a close hook may emit to the operators after. */
-static int close_hooks(rill__subtask *st)
-{
-    for (size_t k = 0; k < st->n_ops; k++) {
-        rill_ctx *op = st->ops[k];
-        const rill__node *n = op->node;
-        if (!op->opened || !op->user_opened || op->user_closed || !n->close_hook)
-            continue;
-        op->user_closed = 1;
-        int rc = n->close_hook(op, n->ud);
-        if (rc)
-            return rill__user_fail(op, "close hook", rc);
-    }
-    return RILL_OK;
 }
 
 static int copy_file(const char *from, const char *to)
@@ -133,13 +118,26 @@ static int take_final(rill__subtask *st, int64_t id, rill__snap_fileinfo *info, 
     return rc;
 }
 
-/* Wait until a checkpoint from id on completed; 1 if one did. */
-static int wait_complete(rill__subtask *st, int64_t id)
+/* Wait until a checkpoint from id on completed (1) or the job stops (0).
+ * Meanwhile st forwards the barrier of each checkpoint that includes its
+ * final snapshot, so the subtasks after it can align. */
+static int wait_complete(rill__subtask *st, int64_t id, int *rc)
 {
     rill__job *job = st->job;
     rill__ckpt *c = job->ckpt;
+    int64_t sent = st->align_id;
+    *rc = RILL_OK;
     pthread_mutex_lock(&job->mu);
     while (c->completed < id && !c->final_broken && !c->stop && !atomic_load(&job->stopping)) {
+        if (c->pending >= id && c->pending > sent) {
+            sent = c->pending;
+            pthread_mutex_unlock(&job->mu);
+            *rc = rill__subtask_barrier_out(st, sent);
+            pthread_mutex_lock(&job->mu);
+            if (*rc)
+                break;
+            continue;
+        }
         struct timespec ts = rill__deadline_ts(rill__now_ms() + 100);
         pthread_cond_timedwait(&c->cv, &job->mu, &ts);
     }
@@ -149,17 +147,13 @@ static int wait_complete(rill__subtask *st, int64_t id)
     return done;
 }
 
-int rill__ckpt_finish(rill__subtask *st, int *ended)
+int rill__ckpt_finish(rill__subtask *st)
 {
     rill__job *job = st->job;
     rill__ckpt *c = job->ckpt;
     size_t k = (size_t)st->number;
-    *ended = 0;
     if (!c || c->interval <= 0 || !c->final_dir)
         return RILL_OK;
-    int rc = close_hooks(st);
-    if (rc)
-        return rc;
     pthread_mutex_lock(&job->mu);
     if (c->n_gone || c->final_broken || c->stop) {
         pthread_mutex_unlock(&job->mu);
@@ -174,7 +168,7 @@ int rill__ckpt_finish(rill__subtask *st, int *ended)
     char err[RILL__ERRMSG_MAX];
     rill__snap_fileinfo info = {0, 0};
     int fatal;
-    rc = take_final(st, id, &info, err, &fatal);
+    int rc = take_final(st, id, &info, err, &fatal);
     int wait = !rc && has_complete_hooks(st);
     pthread_mutex_lock(&job->mu);
     if (rc) {
@@ -198,12 +192,9 @@ int rill__ckpt_finish(rill__subtask *st, int *ended)
     pthread_mutex_unlock(&job->mu);
     if (fatal)
         return rc;
-
-    rc = rill__subtask_end_outputs(st);
-    *ended = 1;
     if (!wait)
-        return rc;
-    int done = wait_complete(st, id);
+        return RILL_OK;
+    int done = wait_complete(st, id, &rc);
     if (rc)
         return rc;
     if (!done)

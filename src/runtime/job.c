@@ -343,7 +343,7 @@ int rill__subtask_close(rill__subtask *st, int ok)
             continue;
         op->opened = 0;
         int rc = RILL_OK;
-        if (n->close_hook && op->user_opened && !op->user_closed) {
+        if (n->close_hook && op->user_opened) {
             op->user_opened = 0;
             rc = n->close_hook(op, n->ud);
             if (rc && ok)
@@ -382,16 +382,16 @@ static void *subtask_main(void *arg)
 {
     rill__subtask *st = arg;
     rill__job *job = st->job;
-    int rc = rill__subtask_open(st), ended = 0;
+    int rc = rill__subtask_open(st);
     if (!rc)
         rc = st->gate ? run_consumer(st) : run_source(st);
     if (!rc && job->ckpt)
-        rc = rill__ckpt_finish(st, &ended);
+        rc = rill__ckpt_finish(st);
     if (!rc)
         rc = rill__subtask_close(st, 1);
     else
         rill__subtask_close(st, 0);
-    if (!rc && !ended)
+    if (!rc)
         rc = rill__subtask_end_outputs(st);
     if (rc && rc != RILL_ECANCELED) {
         /* Operators report their own failures; this catches the rest. */

@@ -86,7 +86,6 @@ struct rill_ctx {
     void *local;
     int opened;      /* the operator's own open succeeded */
     int user_opened; /* the user's open hook succeeded */
-    int user_closed; /* the user's close hook ran (end of input) */
     int final_done;  /* a checkpoint covering its final snapshot completed */
     rill__out *out;
     size_t n_out;
@@ -321,12 +320,12 @@ int rill__subtask_on_barrier(rill__subtask *st, rill__chan *c, int64_t id);
 int rill__subtask_on_end(rill__subtask *st, rill__chan *c);
 /* Run the on_complete hooks of st for a newly completed checkpoint. */
 int rill__ckpt_notify(rill__subtask *st);
-/* At the end of st's input, with periodic checkpoints: run the close
- * hooks, take st's final snapshot (later checkpoints include it), end its
- * outputs (*ended set) and, when an operator has checkpoint-complete
- * hooks, wait until a checkpoint that includes it completed and tell
- * them. Without periodic checkpoints: nothing. */
-int rill__ckpt_finish(rill__subtask *st, int *ended);
+/* At the end of st's input, with periodic checkpoints: take st's final
+ * snapshot (later checkpoints include it) and, when an operator has
+ * checkpoint-complete hooks, wait until a checkpoint that includes it
+ * completed (forwarding its barriers) and tell them. Then st closes as
+ * usual. Without periodic checkpoints: nothing. */
+int rill__ckpt_finish(rill__subtask *st);
 /* With job->mu held, as st's thread exits. */
 void rill__ckpt_exited(rill__subtask *st);
 /* Sources: take the checkpoint the coordinator asks for, if any. */
