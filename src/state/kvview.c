@@ -42,7 +42,7 @@ struct rill__kvview {
     MDB_txn *txn;
     vchunk *chunks;
     vidx *idx;
-    size_t n, cap;
+    size_t n;
     size_t *start; /* after sorting: idx range of sid is start[sid]..start[sid+1] */
     int sorted;
     unsigned char *kbuf; /* a map entry's LMDB key (maxkey bytes) */
@@ -71,16 +71,9 @@ static vrec *vrec_alloc(rill__kvview *v, size_t size)
     return r;
 }
 
+/* Copy e; idx has room for every cached entry. */
 static int copy_entry(rill__kvview *v, rill__kvent *e)
 {
-    if (v->n == v->cap) { /* not reached: sized for every entry */
-        size_t cap = v->cap ? v->cap * 2 : 1024;
-        vidx *p = rill__realloc(v->idx, cap * sizeof *p);
-        if (!p)
-            return RILL_ENOMEM;
-        v->idx = p;
-        v->cap = cap;
-    }
     int absent = (e->flags & RILL__KV_ABSENT) != 0;
     size_t klen = 6 + (size_t)e->klen + e->nslen, vlen = absent ? 0 : e->vlen;
     vrec *r = vrec_alloc(v, sizeof *r + klen + vlen);
@@ -140,8 +133,7 @@ int rill__kv_view(rill__kv *kv, rill__kvview **out)
         rill__kv_view_free(v);
         return rill__kvi_nomem(kv, "taking a view of the state");
     }
-    v->cap = kv->count;
-    if (v->cap && !(v->idx = rill__malloc(v->cap * sizeof *v->idx))) {
+    if (kv->count && !(v->idx = rill__malloc(kv->count * sizeof *v->idx))) {
         rill__kv_view_free(v);
         return rill__kvi_nomem(kv, "copying state for a snapshot");
     }
