@@ -416,6 +416,75 @@ RILL_API void *rill_ctx_local(const rill_ctx *ctx);
 /** Message to report if the callback then returns non-zero (copied). */
 RILL_API void rill_ctx_set_error(rill_ctx *ctx, const char *fmt, ...) RILL_PRINTF(2, 3);
 
+/*
+ * rill_emit and rill_emit_ts are also defined below as inline functions: a
+ * record for a chained successor goes straight to it, without a call into
+ * the library. They read and write the head of the context, struct
+ * rill__ctx_head, which belongs to the ABI of librill.so.0 like a function
+ * signature does. It and the other rill__ names here are not API: programs
+ * must not use them. Define RILL_NO_INLINE before including rill.h to call
+ * the library functions instead (same behaviour, a little slower); taking
+ * the address of rill_emit gives the library function either way.
+ */
+typedef int (*rill__entry_fn)(rill_ctx *ctx, const void *rec, size_t len, void *user_data);
+struct rill__ctx_head {
+    rill_ctx *next;         /* the one chained successor, or NULL */
+    rill__entry_fn entry;   /* takes a record at next */
+    void *entry_data;       /* its last argument */
+    uint64_t one_mask;      /* all ones when next emits once per record */
+    int64_t ts;             /* timestamp of the record being processed */
+    uint64_t emits;         /* records emitted so far */
+};
+/* Every RILL__EMIT_SPAN-th emit takes the library call (it looks whether the
+ * job is stopping). */
+#define RILL__EMIT_SPAN 1024u
+RILL_API int rill__emit_done(rill_ctx *ctx, int rc, uint64_t before);
+
+#if !defined(RILL_NO_INLINE)
+#if defined(__GNUC__)
+#define RILL__LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define RILL__LIKELY(x) (x)
+#endif
+
+static inline int rill__emit_at(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
+{
+    struct rill__ctx_head *h = (struct rill__ctx_head *)(void *)ctx;
+    rill_ctx *nx = h->next;
+    uint64_t e = h->emits + 1;
+    if (RILL__LIKELY(nx != NULL && (rec != NULL || len == 0) &&
+                     (e & (RILL__EMIT_SPAN - 1)) != 0)) {
+        struct rill__ctx_head *nh = (struct rill__ctx_head *)(void *)nx;
+        uint64_t before = nh->emits;
+        int rc;
+        h->emits = e;
+        nh->ts = ts;
+        rc = h->entry(nx, rec, len, h->entry_data);
+        if (RILL__LIKELY(rc == 0 && ((nh->emits - before - 1) & h->one_mask) == 0))
+            return 0;
+        return rill__emit_done(ctx, rc, before);
+    }
+    return (rill_emit_ts)(ctx, rec, len, ts);
+}
+
+static inline int rill__emit_inline(rill_ctx *ctx, const void *rec, size_t len)
+{
+    if (ctx == NULL)
+        return (rill_emit)(ctx, rec, len);
+    return rill__emit_at(ctx, rec, len, ((struct rill__ctx_head *)(void *)ctx)->ts);
+}
+
+static inline int rill__emit_ts_inline(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
+{
+    if (ctx == NULL)
+        return (rill_emit_ts)(ctx, rec, len, ts);
+    return rill__emit_at(ctx, rec, len, ts);
+}
+
+#define rill_emit(ctx, rec, len) rill__emit_inline(ctx, rec, len)
+#define rill_emit_ts(ctx, rec, len, ts) rill__emit_ts_inline(ctx, rec, len, ts)
+#endif
+
 /* ------------------------------------------------------------------------
  * Event time and watermarks
  *

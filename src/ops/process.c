@@ -25,7 +25,7 @@ static int fire(rill_ctx *op, int domain, int64_t limit)
                            "operator '%s': out of memory for a timer's key", op->node->name);
             return RILL_ENOMEM;
         }
-        op->ts = domain == RILL_EVENT_TIME ? ts : RILL_TS_MIN;
+        op->h.ts = domain == RILL_EVENT_TIME ? ts : RILL_TS_MIN;
         int rc = op->node->on_timer(op, ts, domain, op->ud);
         if (rc)
             return rill__user_fail(op, "timer function", rc);
@@ -104,11 +104,11 @@ static int co_process_process(rill_ctx *op, const void *rec, size_t len)
 
 static int co_map_process(rill_ctx *op, const void *rec, size_t len)
 {
-    uint64_t before = op->emits;
+    uint64_t before = op->h.emits;
     int rc = co_process_process(op, rec, len);
     if (rc)
         return rc;
-    return op->emits - before == 1 ? RILL_OK
+    return op->h.emits - before == 1 ? RILL_OK
                                    : rill__one_emit_fail(op, before, "co_map", "co_flat_map");
 }
 
@@ -170,7 +170,7 @@ static int assign_process(rill_ctx *op, const void *rec, size_t len)
 {
     assigner *a = op->priv;
     const rill__node *n = op->node;
-    int64_t ts = n->ts_fn ? n->ts_fn(rec, len, op->ts, op->ud) : op->ts;
+    int64_t ts = n->ts_fn ? n->ts_fn(rec, len, op->h.ts, op->ud) : op->h.ts;
     int rc;
     if (op->idle_out && (rc = rill__out_status(op, 0)))
         return rc;
@@ -310,8 +310,8 @@ RILL_API int rill_emit_side(rill_ctx *ctx, const char *tag, const void *rec, siz
             continue;
         for (size_t i = 0; i < ctx->side[s].n_out; i++) {
             const rill__out *o = &ctx->side[s].out[i];
-            int rc = o->next ? rill__deliver(o->next, rec, len, ctx->ts)
-                             : rill__netout_push(o->net, rec, len, ctx->ts);
+            int rc = o->next ? rill__deliver(o->next, rec, len, ctx->h.ts)
+                             : rill__netout_push(o->net, rec, len, ctx->h.ts);
             if (rc)
                 return rill__stopping(ctx) ? RILL_ECANCELED : rc;
         }

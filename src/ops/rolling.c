@@ -72,7 +72,7 @@ static int first_or_get(rill_ctx *op, rill_state *st, const void *rec, size_t le
     if (rc == RILL_ENOTFOUND) {
         if ((rc = rill_state_put(st, rec, len)))
             return state_fail(op, rc);
-        rc = rill__emit(op, rec, len, op->ts);
+        rc = rill__emit(op, rec, len, op->h.ts);
         return rc ? rc : FIRST;
     }
     return rc ? state_fail(op, rc) : RILL_OK;
@@ -101,7 +101,7 @@ static int reduce_process(rill_ctx *op, const void *rec, size_t len)
     }
     if ((rc = rill_state_put(st, r->buf, out_len)))
         return state_fail(op, rc);
-    return rill__emit(op, r->buf, out_len, op->ts);
+    return rill__emit(op, r->buf, out_len, op->h.ts);
 }
 
 /* The field as a double for comparisons and as a raw sum. */
@@ -192,7 +192,7 @@ static int aggregate_process(rill_ctx *op, const void *rec, size_t len)
         memcpy(r->buf, res, res_len);
         if (take && (rc = rill_state_put(st, r->buf, res_len)))
             return state_fail(op, rc);
-        return rill__emit(op, r->buf, res_len, op->ts);
+        return rill__emit(op, r->buf, res_len, op->h.ts);
     }
     if ((rc = grow(op, r, acc_len)))
         return rc;
@@ -205,7 +205,7 @@ static int aggregate_process(rill_ctx *op, const void *rec, size_t len)
     memcpy(r->buf + off, &a, fs);
     if ((rc = rill_state_put(st, r->buf, acc_len)))
         return state_fail(op, rc);
-    return rill__emit(op, r->buf, acc_len, op->ts);
+    return rill__emit(op, r->buf, acc_len, op->h.ts);
 }
 
 const rill__opdef rill__op_reduce = {

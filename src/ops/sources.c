@@ -18,7 +18,7 @@ static uint64_t split_point(uint64_t count, int i, int p)
 
 static int user_source_step(rill_ctx *op)
 {
-    op->ts = RILL_TS_MIN;
+    op->h.ts = RILL_TS_MIN;
     int rc = op->fn.source(op, op->ud);
     if (rc == RILL_SOURCE_MORE || rc == RILL_SOURCE_END || rc == RILL_SOURCE_IDLE)
         return rc;
@@ -77,7 +77,7 @@ static int records_step(rill_ctx *op)
     for (int k = 0; k < STEP_RECORDS && r->next < r->end; k++) {
         const rill_record *rec = &op->node->recs[r->next];
         r->next += r->stride;
-        op->ts = rec->ts;
+        op->h.ts = rec->ts;
         int rc = rill__emit(op, rec->data, rec->len, rec->ts);
         if (rc)
             return rc;
@@ -98,8 +98,8 @@ static int generator_step(rill_ctx *op)
     rill_generator_fn fn = op->fn.gen;
     void *ud = op->ud;
     uint64_t i = r->next, stop = r->end - i > STEP_RECORDS ? i + STEP_RECORDS : r->end;
+    op->h.ts = RILL_TS_MIN; /* nothing else sets a source's timestamp */
     for (; i < stop; i++) {
-        op->ts = RILL_TS_MIN;
         int rc = fn(op, i, ud);
         if (rc) {
             r->next = i + 1;
@@ -243,7 +243,7 @@ static int file_step(rill_ctx *op)
         int rc = read_line(op, fs, &line, &n);
         if (rc <= 0)
             return rc == 0 ? RILL_SOURCE_END : rc;
-        op->ts = RILL_TS_MIN;
+        op->h.ts = RILL_TS_MIN;
         if ((rc = rill__emit(op, line, n, RILL_TS_MIN)))
             return rc;
     }

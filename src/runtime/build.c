@@ -283,7 +283,7 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
             c->st = st;
             c->subtask = i;
             c->parallelism = n->p;
-            c->ts = RILL_TS_MIN;
+            c->h.ts = RILL_TS_MIN;
             c->stopping = &job->stopping;
             c->ud = n->ud;
             c->fn = n->fn;
@@ -325,14 +325,8 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
             goto fail_tmp;
         }
     }
-    /* The common case, one chained successor, skips the output loop. */
-    for (size_t i = 0; i < job->n_ctxs; i++) {
-        rill_ctx *c = job->ctxs[i];
-        if (c->n_out == 1 && c->out[0].next) {
-            c->chain_next = c->out[0].next;
-            c->chain_fn = c->chain_next->node->def->process;
-        }
-    }
+    for (size_t i = 0; i < job->n_ctxs; i++)
+        rill__chain_link(job->ctxs[i]);
     rc = RILL_OK;
 fail_tmp:
     for (size_t k = 0; k < nn && inst && sts; k++) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "ops/op.h"
 #include "runtime/task.h"
 #include "util/alloc.h"
 
@@ -12,7 +13,7 @@ int rill__emit_slow(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
         return RILL_EINVAL;
     if (rill__stopping(ctx))
         return RILL_ECANCELED;
-    ctx->emits++;
+    ctx->h.emits++;
     for (size_t i = 0; i < ctx->n_out; i++) {
         const rill__out *o = &ctx->out[i];
         int rc = o->next ? rill__deliver(o->next, rec, len, ts)
@@ -30,21 +31,101 @@ static inline int emit_result(const rill_ctx *ctx, int rc)
     return __builtin_expect(rc != 0, 0) && rill__stopping(ctx) ? RILL_ECANCELED : rc;
 }
 
-RILL_API int rill_emit_ts(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
+/* What the user function of a chained successor is, for messages. */
+static const char *entry_what(const rill_ctx *nx)
+{
+    if (nx->node->def == &rill__op_map)
+        return "map function";
+    if (nx->node->def == &rill__op_flat_map)
+        return "flat_map function";
+    return "sink function";
+}
+
+/* nx's processing returned rc while the job is not stopping, so no one
+ * reported it: it comes from a user function that a forwarding operator
+ * (rill__forward_tail) called, down the chain from nx. Report it. */
+static int blame(rill_ctx *nx, int rc)
+{
+    for (rill_ctx *x = nx; x && x->node->def->tails; x = x->h.next)
+        if (x->entry_is_user)
+            return rill__user_fail(x->h.next, entry_what(x->h.next), rc);
+    return rc;
+}
+
+int rill__forward_call(rill_ctx *op, const void *rec, size_t len, int64_t ts)
+{
+    return rill__forward(op, rec, len, ts);
+}
+
+int rill__forward_failed(rill_ctx *op, int rc)
+{
+    return rill__stopping(op) ? rc : blame(op, rc);
+}
+
+/* The inline rill_emit passed a record to ctx's chained successor, which
+ * returned rc, or returned 0 but, as a map, did not emit exactly once
+ * (it had emitted `before` records until then). */
+RILL_API int rill__emit_done(rill_ctx *ctx, int rc, uint64_t before)
+{
+    if (!ctx || !ctx->h.next)
+        return rc ? rc : RILL_EINVAL;
+    rill_ctx *nx = ctx->h.next;
+    if (rc == 0)
+        rc = rill__one_emit_fail(nx, before, "map", "flat_map");
+    else if (rill__stopping(ctx))
+        rc = RILL_ECANCELED;
+    else if (ctx->entry_is_user)
+        rc = rill__user_fail(nx, entry_what(nx), rc);
+    else
+        rc = blame(nx, rc);
+    return emit_result(ctx, rc);
+}
+
+void rill__chain_link(rill_ctx *c)
+{
+    c->h.next = NULL;
+    c->h.entry = NULL;
+    c->h.entry_data = NULL;
+    c->h.one_mask = 0;
+    c->entry_is_user = 0;
+    c->tail_ok = 0;
+    if (c->n_out != 1 || !c->out[0].next)
+        return;
+    rill_ctx *nx = c->out[0].next;
+    const rill__opdef *d = nx->node->def;
+    c->h.next = nx;
+    if (d == &rill__op_map || d == &rill__op_flat_map || (d == &rill__op_sink && !nx->capture)) {
+        c->h.entry = nx->fn.process;
+        c->h.entry_data = nx->ud;
+        c->h.one_mask = d == &rill__op_map ? UINT64_MAX : 0;
+        c->entry_is_user = 1;
+        c->tail_ok = d != &rill__op_map;
+    } else {
+        c->h.entry = d->entry ? d->entry : rill__entry_process;
+    }
+}
+
+int rill__entry_process(rill_ctx *op, const void *rec, size_t len, void *unused)
+{
+    (void)unused;
+    return op->node->def->process(op, rec, len);
+}
+
+RILL_API int(rill_emit_ts)(rill_ctx *ctx, const void *rec, size_t len, int64_t ts)
 {
     if (!ctx)
         return RILL_EINVAL;
-    return emit_result(ctx, rill__emit(ctx, rec, len, ts));
+    return emit_result(ctx, rill__emit_slow(ctx, rec, len, ts));
 }
 
-RILL_API int rill_emit(rill_ctx *ctx, const void *rec, size_t len)
+RILL_API int(rill_emit)(rill_ctx *ctx, const void *rec, size_t len)
 {
     if (!ctx)
         return RILL_EINVAL;
-    return emit_result(ctx, rill__emit(ctx, rec, len, ctx->ts));
+    return emit_result(ctx, rill__emit_slow(ctx, rec, len, ctx->h.ts));
 }
 
-RILL_API int64_t rill_ctx_timestamp(const rill_ctx *ctx) { return ctx ? ctx->ts : RILL_TS_MIN; }
+RILL_API int64_t rill_ctx_timestamp(const rill_ctx *ctx) { return ctx ? ctx->h.ts : RILL_TS_MIN; }
 RILL_API int rill_ctx_subtask(const rill_ctx *ctx) { return ctx ? ctx->subtask : 0; }
 RILL_API int rill_ctx_parallelism(const rill_ctx *ctx) { return ctx ? ctx->parallelism : 0; }
 RILL_API const char *rill_ctx_operator_name(const rill_ctx *ctx)

@@ -94,7 +94,7 @@ static int keep(hout *o, int kind, const void *rec, size_t len, int64_t ts)
 
 int rill__capture(rill_ctx *op, const void *rec, size_t len)
 {
-    return keep(op->capture, RILL_HARNESS_RECORD, rec, len, op->ts);
+    return keep(op->capture, RILL_HARNESS_RECORD, rec, len, op->h.ts);
 }
 
 int rill__capture_watermark(rill_ctx *op, int64_t wm)
@@ -108,7 +108,7 @@ int rill__capture_side(rill_ctx *op, const char *tag, const void *rec, size_t le
     if (op != h->target)
         return RILL_OK;
     hout *o = get_out(h, tag);
-    return o ? keep(o, RILL_HARNESS_RECORD, rec, len, op->ts) : RILL_ENOMEM;
+    return o ? keep(o, RILL_HARNESS_RECORD, rec, len, op->h.ts) : RILL_ENOMEM;
 }
 
 /* The operator a capture output of the harness is: records and watermarks
@@ -130,13 +130,17 @@ static int fail(rill_harness *h, int rc)
 {
     if (h->rc)
         return h->rc;
-    h->rc = rc;
+    /* A reported failure gives its code and message (what reaches here may
+     * be the RILL_ECANCELED an emit returned because of it). */
     pthread_mutex_lock(&h->job->mu);
-    if (h->job->result != RILL_OK)
+    if (h->job->result != RILL_OK) {
+        rc = h->job->result;
         memcpy(h->msg, h->job->errmsg, sizeof h->msg);
-    else
+    } else {
         rill__fmt(h->msg, "harness: %s", rill_strerror(rc));
+    }
     pthread_mutex_unlock(&h->job->mu);
+    h->rc = rc;
     atomic_store(&h->job->stopping, 1);
     return rc;
 }
@@ -265,7 +269,7 @@ static rill_ctx *new_ctx(rill__job *job, rill__subtask *st, const rill__node *n)
     c->node = n;
     c->st = st;
     c->parallelism = 1;
-    c->ts = RILL_TS_MIN;
+    c->h.ts = RILL_TS_MIN;
     c->stopping = &job->stopping;
     c->ud = n->ud;
     c->fn = n->fn;
@@ -376,10 +380,7 @@ static int single_new(rill_harness *h, rill_stream *s)
         rc = add_capture(h, st, n->tags[i]);
     if (rc)
         return rc;
-    if (t->n_out == 1) {
-        t->chain_next = t->out[0].next;
-        t->chain_fn = capture_process;
-    }
+    rill__chain_link(t);
     return RILL_OK;
 }
 
@@ -416,6 +417,9 @@ static int graph_new(rill_harness *h)
         if (c->node->is_sink && !(c->capture = get_out(h, c->node->name)))
             return RILL_ENOMEM;
     }
+    /* Captured sinks take chained records through their operator. */
+    for (size_t i = 0; i < job->n_ctxs; i++)
+        rill__chain_link(job->ctxs[i]);
     return RILL_OK;
 }
 
@@ -537,7 +541,7 @@ RILL_API int rill_harness_push(rill_harness *h, int input, const void *rec, size
     rill_ctx *t = h->target;
     if (!t) {
         rill_ctx *in = h->inputs[input];
-        in->ts = ts;
+        in->h.ts = ts;
         rc = rill__emit(in, rec, len, ts);
         if (!rc)
             rc = rill__idle_resume(in);
@@ -549,7 +553,7 @@ RILL_API int rill_harness_push(rill_harness *h, int input, const void *rec, size
         if (n->in[i].slot == input)
             e = &n->in[i];
     t->input = input;
-    t->ts = ts;
+    t->h.ts = ts;
     if (t->track->idle[input] && (rc = rill__wmtrack_status(t->track, t, input, 0)))
         return after(h, rc);
     if (t->keyed && !(n->bc_input && input == 1) &&

@@ -157,7 +157,7 @@ static inline int handle(rill_ctx *h, int idx, const rill__part *keypt, const ch
         return hd.reserved == RILL__MARK_WATERMARK
                    ? rill__wmtrack_watermark(h->track, h, idx, hd.ts)
                    : rill__wmtrack_status(h->track, h, idx, hd.reserved == RILL__MARK_IDLE);
-    h->ts = hd.ts;
+    h->h.ts = hd.ts;
     if (keypt) {
         int rc = rill__op_key_from(h, keypt, p + sizeof hd, hd.len);
         if (rc)

@@ -25,8 +25,13 @@ typedef struct rill__opdef {
     int is_sink;
     /* Set up the instance before the user's open hook (may be NULL). */
     int (*open)(rill_ctx *op);
-    /* One input record; the timestamp is op->ts. Non-sources only. */
+    /* One input record; the timestamp is op->h.ts. Non-sources only. */
     int (*process)(rill_ctx *op, const void *rec, size_t len);
+    /* The same for a record from a chained predecessor (h.entry), when
+     * cheaper than process; the last argument is unused. May be NULL. */
+    rill__entry_fn entry;
+    /* The entry passes records on by rill__forward_tail. */
+    int tails;
     /* Sources: produce some records; RILL_SOURCE_MORE/END/IDLE or < 0. */
     int (*step)(rill_ctx *op);
     /* Tear down after the user's close hook; ok is 0 when the job is
@@ -71,9 +76,13 @@ typedef struct rill__out {
 typedef int (*rill__process_fn)(rill_ctx *op, const void *rec, size_t len);
 
 struct rill_ctx {
-    /* Hot fields first: the record path reads only these. */
-    rill_ctx *chain_next; /* the single chained successor, if that is the only output */
-    rill__process_fn chain_fn;
+    /* First: what the inline rill_emit reads (rill.h). h.next is the single
+     * chained successor when that is the only output; h.entry takes a
+     * record there: the successor's user function itself (map, flat_map,
+     * callback sink: entry_is_user) or an operator's entry. */
+    struct rill__ctx_head h;
+    int entry_is_user;
+    int tail_ok; /* entry_is_user, and not a map: rill__forward_tail may jump */
     const atomic_int *stopping;
     rill__userfn fn; /* the node's user function and user_data */
     void *ud;
@@ -81,8 +90,6 @@ struct rill_ctx {
     rill__subtask *st;
     int subtask;
     int parallelism;
-    int64_t ts;     /* timestamp of the record being processed */
-    uint64_t emits; /* rill_emit calls so far */
     void *local;
     int opened;      /* the operator's own open succeeded */
     int user_opened; /* the user's open hook succeeded */
@@ -207,20 +214,50 @@ static inline int rill__stopping(const rill_ctx *op)
     return atomic_load_explicit(op->stopping, memory_order_relaxed);
 }
 
-/* Emit a record from op to its outputs (rill_emit without the checks of a
- * public entry point). The fast path is a single chained successor. */
+/* Emit a record from op to its outputs: rill_emit_ts without the NULL
+ * check; a chained successor takes it directly (rill.h). */
 int rill__emit_slow(rill_ctx *op, const void *rec, size_t len, int64_t ts)
     __attribute__((noinline));
 static inline int rill__emit(rill_ctx *op, const void *rec, size_t len, int64_t ts)
 {
-    rill_ctx *nx = op->chain_next;
-    if (__builtin_expect(nx && (rec || !len) && !rill__stopping(op), 1)) {
-        op->emits++;
-        nx->ts = ts;
-        return op->chain_fn(nx, rec, len);
-    }
-    return rill__emit_slow(op, rec, len, ts);
+    return rill__emit_at(op, rec, len, ts);
 }
+
+/* rill__emit of a record the operator was given (so rec is not NULL, or
+ * len is 0): the check is left out. */
+static inline int rill__forward(rill_ctx *op, const void *rec, size_t len, int64_t ts)
+{
+    if (!rec && len)
+        __builtin_unreachable();
+    return rill__emit_at(op, rec, len, ts);
+}
+
+/* rill__forward for an operator that passes records on (filter): to a
+ * successor that is a user function other than a map, the record goes by a
+ * tail call, and a failure it returns comes back unreported.
+ * rill__forward_failed reports it; rill__emit_done does so for a chained
+ * predecessor. */
+/* rill__forward, not inline. */
+int rill__forward_call(rill_ctx *op, const void *rec, size_t len, int64_t ts);
+static inline int rill__forward_tail(rill_ctx *op, const void *rec, size_t len, int64_t ts)
+{
+    rill_ctx *nx = op->h.next;
+    uint64_t e = op->h.emits + 1;
+    if (__builtin_expect(op->tail_ok && (e & (RILL__EMIT_SPAN - 1)) != 0, 1)) {
+        op->h.emits = e;
+        nx->h.ts = ts;
+        return op->h.entry(nx, rec, len, op->h.entry_data);
+    }
+    return rill__forward_call(op, rec, len, ts);
+}
+int rill__forward_failed(rill_ctx *op, int rc);
+
+/* The entry of a chained successor that is an operator (not a user
+ * function): its process function. */
+int rill__entry_process(rill_ctx *op, const void *rec, size_t len, void *unused);
+/* Point every context with a single chained output at it (h.next, h.entry);
+ * run again after the outputs or the harness captures changed. */
+void rill__chain_link(rill_ctx *c);
 
 /* Processing time of the operator's job: wall-clock ms since the epoch, or
  * the harness's clock. */
@@ -360,7 +397,7 @@ int rill__job_launch(rill__job *job);
 
 static inline int rill__deliver(rill_ctx *op, const void *rec, size_t len, int64_t ts)
 {
-    op->ts = ts;
+    op->h.ts = ts;
     return op->node->def->process(op, rec, len);
 }
 

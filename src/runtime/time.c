@@ -75,8 +75,8 @@ int rill__idle_check(rill_ctx *op, int64_t now)
     int64_t timeout = op->node->idle_timeout;
     if (!timeout)
         return RILL_OK;
-    if (op->emits != op->idle_seen) {
-        op->idle_seen = op->emits;
+    if (op->h.emits != op->idle_seen) {
+        op->idle_seen = op->h.emits;
         op->idle_since = now;
     } else if (now - op->idle_since >= timeout && !op->idle_out) {
         int rc = rill__out_status(op, 1);
@@ -90,9 +90,9 @@ int rill__idle_check(rill_ctx *op, int64_t now)
 
 int rill__idle_resume(rill_ctx *op)
 {
-    if (!op->idle_out || op->emits == op->idle_seen)
+    if (!op->idle_out || op->h.emits == op->idle_seen)
         return RILL_OK;
-    op->idle_seen = op->emits;
+    op->idle_seen = op->h.emits;
     op->idle_since = rill__proc_now(op);
     return rill__out_status(op, 0);
 }
