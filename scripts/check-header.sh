@@ -75,6 +75,9 @@ cflags="-pedantic -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototype
 compile "C11 ($CC)" "$CC" -std=c11 $cflags -I"$inc" -c "$tmp/use.c" -o "$tmp/c11.o"
 # shellcheck disable=SC2086
 compile "C99 ($CC)" "$CC" -std=c99 $cflags -I"$inc" -c "$tmp/use.c" -o "$tmp/c99.o"
+# shellcheck disable=SC2086
+compile "C11 without inline functions ($CC)" "$CC" -std=c11 $cflags -DRILL_NO_INLINE \
+    -I"$inc" -c "$tmp/use.c" -o "$tmp/noinline.o"
 
 if command -v "$CXX" >/dev/null 2>&1; then
     compile "C++11 ($CXX)" "$CXX" -std=c++11 -pedantic -Wall -Wextra -Werror \
