@@ -121,8 +121,9 @@ static void bench_reset(void)
     bench_consumed = 0;
 }
 
-/* The baseline: the same work in a plain loop on one thread. */
-static void bench_baseline(uint64_t n)
+/* The baseline: the same work in a plain loop on one thread (not inlined,
+ * so that callgrind --toggle-collect=bench_baseline can count it). */
+__attribute__((noinline)) static void bench_baseline(uint64_t n)
 {
     for (uint64_t i = 0; i < n; i++) {
         bench_rec r, t;
