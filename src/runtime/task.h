@@ -73,8 +73,6 @@ typedef struct rill__out {
     rill__netout *net;  /* otherwise */
 } rill__out;
 
-typedef int (*rill__process_fn)(rill_ctx *op, const void *rec, size_t len);
-
 struct rill_ctx {
     /* First: what the inline rill_emit reads (rill.h). h.next is the single
      * chained successor when that is the only output; h.entry takes a
