@@ -385,7 +385,7 @@ RILL_API rill_stream *rill_sink_print(rill_stream *s, const char *name, int fd,
                                       rill_format_fn fmt, void *user_data);
 /** Write each record as one line to path (created or truncated; fmt as for
  *  rill_sink_print). At parallelism p > 1, path is a directory and subtask
- *  i writes path/<i+1>. */
+ *  i writes the file path/N, N = i + 1. */
 RILL_API rill_stream *rill_sink_file(rill_stream *s, const char *name,
                                      const char *path, rill_format_fn fmt,
                                      void *user_data);
