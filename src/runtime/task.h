@@ -230,19 +230,21 @@ static inline int rill__forward(rill_ctx *op, const void *rec, size_t len, int64
     return rill__emit_at(op, rec, len, ts);
 }
 
-/* rill__forward for an operator that passes records on (filter): to a
- * successor that is a user function other than a map, the record goes by a
- * tail call, and a failure it returns comes back unreported.
- * rill__forward_failed reports it; rill__emit_done does so for a chained
- * predecessor. */
 /* rill__forward, not inline. */
 int rill__forward_call(rill_ctx *op, const void *rec, size_t len, int64_t ts);
+
+/* rill__forward for an operator that passes on records it was given
+ * (filter): to a successor that is a user function other than a map, the
+ * record goes by a tail call, and a failure it returns comes back
+ * unreported: rill__forward_failed reports it, and rill__emit_done does so
+ * for a chained predecessor. There is no look at whether the job is
+ * stopping: the emit or the channel the record came from looks often
+ * enough, as it passes no more records than it was given. */
 static inline int rill__forward_tail(rill_ctx *op, const void *rec, size_t len, int64_t ts)
 {
-    rill_ctx *nx = op->h.next;
-    uint64_t e = op->h.emits + 1;
-    if (__builtin_expect(op->tail_ok && (e & (RILL__EMIT_SPAN - 1)) != 0, 1)) {
-        op->h.emits = e;
+    if (__builtin_expect(op->tail_ok, 1)) {
+        rill_ctx *nx = op->h.next;
+        op->h.emits++;
         nx->h.ts = ts;
         return op->h.entry(nx, rec, len, op->h.entry_data);
     }
