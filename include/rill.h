@@ -460,6 +460,9 @@ static inline int rill__emit_at(rill_ctx *ctx, const void *rec, size_t len, int6
         h->emits = e;
         nh->ts = ts;
         rc = h->entry(nx, rec, len, h->entry_data);
+        /* h->next again rather than nh: one register less to keep across
+         * the call (the successor does not change). */
+        nh = (struct rill__ctx_head *)(void *)h->next;
         if (RILL__LIKELY(rc == 0 && ((nh->emits - before - 1) & h->one_mask) == 0))
             return 0;
         return rill__emit_done(ctx, rc, before);
