@@ -113,6 +113,34 @@ int rill__kvi_grow(rill__kv *kv)
     return RILL_OK;
 }
 
+int rill__kvi_write(rill__kv *kv, rill__kvi_body body, void *arg, int sid, int split)
+{
+    for (;;) {
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
+        if (rc)
+            return rill__kvi_fail(kv, sid, "mdb_txn_begin", rc);
+        const char *what = "mdb_put";
+        int at = sid;
+        rc = body(kv, txn, arg, &what, &at);
+        if (rc) {
+            mdb_txn_abort(txn);
+        } else {
+            what = "mdb_txn_commit";
+            at = sid;
+            rc = mdb_txn_commit(txn);
+        }
+        if (rc == MDB_MAP_FULL) {
+            if ((rc = rill__kvi_grow(kv)) != RILL_OK)
+                return rc;
+            continue;
+        }
+        if (rc == MDB_TXN_FULL && split)
+            return rc;
+        return rc ? rill__kvi_fail(kv, at, what, rc) : RILL_OK;
+    }
+}
+
 /* ---- open and close ------------------------------------------------------ */
 
 static int make_dirs(char *path)
@@ -149,31 +177,22 @@ static void remove_files(const char *dir)
     rill__free(p);
 }
 
+static int open_dbis_body(rill__kv *kv, MDB_txn *txn, void *arg, const char **what, int *sid)
+{
+    (void)arg;
+    *what = "mdb_dbi_open";
+    for (size_t i = 0; i < kv->n; i++) {
+        *sid = (int)i;
+        int rc = mdb_dbi_open(txn, kv->names[i], MDB_CREATE, &kv->dbi[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int open_dbis(rill__kv *kv)
 {
-    for (;;) {
-        MDB_txn *txn;
-        int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
-        if (rc)
-            return rill__kvi_fail(kv, -1, "mdb_txn_begin", rc);
-        int sid = -1;
-        for (size_t i = 0; i < kv->n && !rc; i++) {
-            rc = mdb_dbi_open(txn, kv->names[i], MDB_CREATE, &kv->dbi[i]);
-            sid = (int)i;
-        }
-        if (rc) {
-            mdb_txn_abort(txn);
-        } else {
-            rc = mdb_txn_commit(txn);
-            sid = -1;
-        }
-        if (rc == MDB_MAP_FULL) {
-            if ((rc = rill__kvi_grow(kv)) != RILL_OK)
-                return rc;
-            continue;
-        }
-        return rc ? rill__kvi_fail(kv, sid, "mdb_dbi_open", rc) : RILL_OK;
-    }
+    return rill__kvi_write(kv, open_dbis_body, NULL, -1, 0);
 }
 
 static int open_store(rill__kv *kv, const char *dir, const char *const *names,
@@ -584,6 +603,24 @@ static int write_ent(rill__kv *kv, MDB_txn *txn, rill__kvent *e, const char **wh
     return 0;
 }
 
+/* A run of sorted entries for one write transaction. */
+typedef struct entrun {
+    sortent *a;
+    size_t n;
+} entrun;
+
+static int write_run(rill__kv *kv, MDB_txn *txn, void *arg, const char **what, int *sid)
+{
+    const entrun *r = arg;
+    for (size_t i = 0; i < r->n; i++) {
+        *sid = r->a[i].e->sid;
+        int rc = write_ent(kv, txn, r->a[i].e, what);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Write the sorted entries a[0..n) in as few transactions as LMDB allows:
  * a full map grows and the transaction is retried, a transaction with too
  * many dirty pages is split. */
@@ -592,37 +629,16 @@ static int write_sorted(rill__kv *kv, sortent *a, size_t n)
     size_t pos = 0, chunk = n;
     rill__kvi_pause(kv);
     while (pos < n) {
-        size_t m = chunk < n - pos ? chunk : n - pos;
-        MDB_txn *txn;
-        int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
-        if (rc)
-            return rill__kvi_fail(kv, -1, "mdb_txn_begin", rc);
-        const char *what = "mdb_put";
-        int sid = -1;
-        for (size_t i = 0; i < m && !rc; i++) {
-            rc = write_ent(kv, txn, a[pos + i].e, &what);
-            sid = a[pos + i].e->sid;
-        }
-        if (rc) {
-            mdb_txn_abort(txn);
-        } else {
-            what = "mdb_txn_commit";
-            sid = -1;
-            rc = mdb_txn_commit(txn);
-        }
-        if (rc == MDB_MAP_FULL) {
-            if ((rc = rill__kvi_grow(kv)) != RILL_OK)
-                return rc;
-            continue;
-        }
-        if (rc == MDB_TXN_FULL && m > 1) {
-            chunk = m / 2;
+        entrun r = {a + pos, chunk < n - pos ? chunk : n - pos};
+        int rc = rill__kvi_write(kv, write_run, &r, -1, r.n > 1);
+        if (rc == MDB_TXN_FULL) {
+            chunk = r.n / 2;
             continue;
         }
         if (rc)
-            return rill__kvi_fail(kv, sid, what, rc);
-        for (size_t i = pos; i < pos + m; i++) {
-            rill__kvent *e = a[i].e;
+            return rc;
+        for (size_t i = 0; i < r.n; i++) {
+            rill__kvent *e = r.a[i].e;
             e->flags &= (uint8_t)~RILL__KV_DIRTY;
             if ((e->flags & RILL__KV_ABSENT) || (kv->is_map[e->sid] && e->vlen == 0)) {
                 e->flags &= (uint8_t)~RILL__KV_INDB;
@@ -632,7 +648,7 @@ static int write_sorted(rill__kv *kv, sortent *a, size_t n)
             }
         }
         kv->n_flushes++;
-        pos += m;
+        pos += r.n;
     }
     return rill__kvi_resume(kv);
 }
@@ -692,24 +708,35 @@ void rill__kv_stats(const rill__kv *kv, rill__kvstats *s)
 
 /* ---- restore ---------------------------------------------------------------- */
 
-/* Put m records of buf from *off on in txn. (Sorted input needs no
- * MDB_APPEND: LMDB fills pages as well for keys arriving in order.) */
-static int load_some(rill__kv *kv, MDB_txn *txn, unsigned sid, const unsigned char *buf,
-                     size_t *off, size_t m)
+/* Records of a snapshot section for one write transaction: m records of
+ * buf from off on; end is where they stop. */
+typedef struct recrun {
+    unsigned sid;
+    const unsigned char *buf;
+    size_t off, m, end;
+} recrun;
+
+/* (Sorted input needs no MDB_APPEND: LMDB fills pages as well for keys
+ * arriving in order.) */
+static int load_run(rill__kv *kv, MDB_txn *txn, void *arg, const char **what, int *sid)
 {
+    recrun *r = arg;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, kv->dbi[sid], &cur);
+    (void)sid;
+    *what = "mdb_cursor_open";
+    int rc = mdb_cursor_open(txn, kv->dbi[r->sid], &cur);
     if (rc)
         return rc;
-    size_t o = *off;
-    for (size_t i = 0; i < m && !rc; i++) {
-        size_t kl = rill__rd32(buf + o), vl = rill__rd32(buf + o + 4);
-        MDB_val k = {kl, (void *)(buf + o + 8)}, v = {vl, (void *)(buf + o + 8 + kl)};
+    *what = "mdb_put";
+    size_t o = r->off;
+    for (size_t i = 0; i < r->m && !rc; i++) {
+        size_t kl = rill__rd32(r->buf + o), vl = rill__rd32(r->buf + o + 4);
+        MDB_val k = {kl, (void *)(r->buf + o + 8)}, v = {vl, (void *)(r->buf + o + 8 + kl)};
         rc = mdb_cursor_put(cur, &k, &v, 0);
         o += 8 + kl + vl;
     }
     mdb_cursor_close(cur);
-    *off = o;
+    r->end = o;
     return rc;
 }
 
@@ -718,40 +745,37 @@ int rill__kv_load(rill__kv *kv, unsigned sid, const unsigned char *buf, size_t l
     size_t n = 0;
     for (size_t o = 0; o < len; n++)
         o += 8 + (size_t)rill__rd32(buf + o) + rill__rd32(buf + o + 4);
-    size_t pos = 0, done = 0, chunk = n;
+    size_t done = 0, chunk = n;
+    recrun r = {sid, buf, 0, 0, 0};
     rill__kvi_pause(kv);
     while (done < n) {
-        size_t m = chunk < n - done ? chunk : n - done;
-        size_t off = pos;
-        MDB_txn *txn;
-        int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
-        if (rc)
-            return rill__kvi_fail(kv, -1, "mdb_txn_begin", rc);
-        const char *what = "mdb_put";
-        rc = load_some(kv, txn, sid, buf, &off, m);
-        if (rc) {
-            mdb_txn_abort(txn);
-        } else {
-            what = "mdb_txn_commit";
-            rc = mdb_txn_commit(txn);
-        }
-        if (rc == MDB_MAP_FULL) {
-            if ((rc = rill__kvi_grow(kv)) != RILL_OK)
-                return rc;
-            continue;
-        }
-        if (rc == MDB_TXN_FULL && m > 1) {
-            chunk = m / 2;
+        r.m = chunk < n - done ? chunk : n - done;
+        int rc = rill__kvi_write(kv, load_run, &r, (int)sid, r.m > 1);
+        if (rc == MDB_TXN_FULL) {
+            chunk = r.m / 2;
             continue;
         }
         if (rc)
-            return rill__kvi_fail(kv, (int)sid, what, rc);
+            return rc;
         kv->n_flushes++;
         kv->used[sid] = 1;
-        pos = off;
-        done += m;
+        r.off = r.end;
+        done += r.m;
     }
     return rill__kvi_resume(kv);
+}
+
+static int drop_all(rill__kv *kv, MDB_txn *txn, void *arg, const char **what, int *sid)
+{
+    (void)arg;
+    *what = "mdb_drop";
+    for (size_t i = 0; i < kv->n; i++) {
+        *sid = (int)i;
+        int rc = mdb_drop(txn, kv->dbi[i], 0);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 int rill__kv_empty(rill__kv *kv)
@@ -763,32 +787,9 @@ int rill__kv_empty(rill__kv *kv)
     for (size_t i = 0; i < kv->n; i++)
         kv->resume_len[i] = 0;
     rill__kvi_pause(kv);
-    for (;;) {
-        MDB_txn *txn;
-        int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
-        if (rc)
-            return rill__kvi_fail(kv, -1, "mdb_txn_begin", rc);
-        const char *what = "mdb_drop";
-        int sid = -1;
-        for (size_t i = 0; i < kv->n && !rc; i++) {
-            sid = (int)i;
-            rc = mdb_drop(txn, kv->dbi[i], 0);
-        }
-        if (rc) {
-            mdb_txn_abort(txn);
-        } else {
-            what = "mdb_txn_commit";
-            sid = -1;
-            rc = mdb_txn_commit(txn);
-        }
-        if (rc == MDB_MAP_FULL) {
-            if ((rc = rill__kvi_grow(kv)) != RILL_OK)
-                return rc;
-            continue;
-        }
-        if (rc)
-            return rill__kvi_fail(kv, sid, what, rc);
-        kv->n_flushes++;
-        return rill__kvi_resume(kv);
-    }
+    int rc = rill__kvi_write(kv, drop_all, NULL, -1, 0);
+    if (rc)
+        return rc;
+    kv->n_flushes++;
+    return rill__kvi_resume(kv);
 }

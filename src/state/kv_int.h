@@ -132,6 +132,16 @@ int rill__kvi_resume(rill__kv *kv);
 int rill__kvi_grow(rill__kv *kv);
 /* Wait until no view of kv is live. */
 void rill__kvi_wait_views(rill__kv *kv);
+/* What a write transaction does (rill__kvi_write): its changes in txn. On
+ * failure it names the LMDB call in *what and may name the state in *sid. */
+typedef int (*rill__kvi_body)(rill__kv *kv, MDB_txn *txn, void *arg, const char **what,
+                              int *sid);
+/* Run body in a write transaction and commit it; when the map is full, grow
+ * it and run it all again. sid names the state the transaction is about (-1:
+ * several). Returns RILL_OK; MDB_TXN_FULL, unreported, when split is set
+ * (the caller then makes its transactions smaller); any other failure is
+ * reported (rill__kvi_fail). The read transaction must be paused. */
+int rill__kvi_write(rill__kv *kv, rill__kvi_body body, void *arg, int sid, int split);
 
 int rill__kvc_init(rill__kv *kv);
 /* Free every entry, the slabs and the table. */

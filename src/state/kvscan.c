@@ -55,46 +55,47 @@ static int act_add(actbuf *b, int kind, const void *k, size_t kl, const void *v,
     return RILL_OK;
 }
 
+/* The actions of one state's buffer (arg: an actrun). */
+typedef struct actrun {
+    unsigned sid;
+    const actbuf *b;
+} actrun;
+
+static int apply_run(rill__kv *kv, MDB_txn *txn, void *arg, const char **what, int *sid)
+{
+    const actrun *r = arg;
+    const actbuf *b = r->b;
+    (void)sid;
+    for (size_t off = 0; off < b->len;) {
+        const unsigned char *p = b->p + off;
+        size_t kl = rill__rd32(p + 1), vl = rill__rd32(p + 5);
+        MDB_val k = {kl, (void *)(p + 9)}, v = {vl, (void *)(p + 9 + kl)};
+        int rc;
+        if (p[0] == RILL__KV_DELETE) {
+            *what = "mdb_del";
+            rc = mdb_del(txn, kv->dbi[r->sid], &k, NULL);
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        } else {
+            *what = "mdb_put";
+            rc = mdb_put(txn, kv->dbi[r->sid], &k, &v, 0);
+        }
+        if (rc)
+            return rc;
+        off += 9 + kl + vl;
+    }
+    return 0;
+}
+
 static int apply_actions(rill__kv *kv, unsigned sid, const actbuf *b)
 {
+    actrun r = {sid, b};
     rill__kvi_pause(kv);
-    for (;;) {
-        MDB_txn *txn;
-        int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
-        if (rc)
-            return rill__kvi_fail(kv, -1, "mdb_txn_begin", rc);
-        const char *what = "mdb_del";
-        for (size_t off = 0; off < b->len && !rc;) {
-            const unsigned char *p = b->p + off;
-            size_t kl = rill__rd32(p + 1), vl = rill__rd32(p + 5);
-            MDB_val k = {kl, (void *)(p + 9)}, v = {vl, (void *)(p + 9 + kl)};
-            if (p[0] == RILL__KV_DELETE) {
-                what = "mdb_del";
-                rc = mdb_del(txn, kv->dbi[sid], &k, NULL);
-                if (rc == MDB_NOTFOUND)
-                    rc = 0;
-            } else {
-                what = "mdb_put";
-                rc = mdb_put(txn, kv->dbi[sid], &k, &v, 0);
-            }
-            off += 9 + kl + vl;
-        }
-        if (rc) {
-            mdb_txn_abort(txn);
-        } else {
-            what = "mdb_txn_commit";
-            rc = mdb_txn_commit(txn);
-        }
-        if (rc == MDB_MAP_FULL) {
-            if ((rc = rill__kvi_grow(kv)) != RILL_OK)
-                return rc;
-            continue;
-        }
-        if (rc)
-            return rill__kvi_fail(kv, (int)sid, what, rc);
-        kv->n_flushes++;
-        return rill__kvi_resume(kv);
-    }
+    int rc = rill__kvi_write(kv, apply_run, &r, (int)sid, 0);
+    if (rc)
+        return rc;
+    kv->n_flushes++;
+    return rill__kvi_resume(kv);
 }
 
 /* Is the record with LMDB key k cached? (The cache then decides.) */
