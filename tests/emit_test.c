@@ -181,6 +181,21 @@ Test(emit_failure, flat_map_after_a_map_is_named)
     expect_failed_after(env, "doubler", "-9", &t, 18);
 }
 
+/* A filter at the head of a task (records from a channel) passes a record
+ * to its chained sink the same way. */
+Test(emit_failure, sink_after_a_filter_behind_a_channel_is_named)
+{
+    sum_total t = {0, 0};
+    reset(40, -41);
+    rill_env *env = new_env(1);
+    rill_stream *s = rill_generator(env, "gen", 100, gen_keep_rc, NULL);
+    s = rill_filter(rill_rebalance(s), "evens", keep_even, NULL);
+    rill_sink(s, "counter", sink_failing, &t);
+    expect_failed(env, "counter", "-41");
+    cr_assert_eq(atomic_load(&t.count), 20);
+    rill_env_free(env);
+}
+
 /* A failing filter is named too (its own failure, not its successor's). */
 static int filter_failing(rill_ctx *ctx, const void *rec, size_t len, void *ud)
 {
