@@ -422,9 +422,11 @@ RILL_API void rill_ctx_set_error(rill_ctx *ctx, const char *fmt, ...) RILL_PRINT
  * the library. They read and write the head of the context, struct
  * rill__ctx_head, which belongs to the ABI of librill.so.0 like a function
  * signature does. It and the other rill__ names here are not API: programs
- * must not use them. Define RILL_NO_INLINE before including rill.h to call
- * the library functions instead (same behaviour, a little slower); taking
- * the address of rill_emit gives the library function either way.
+ * must not use them, nor call rill_emit_done, which the inline functions
+ * call when the successor failed. Define RILL_NO_INLINE before including
+ * rill.h to call the library functions instead (same behaviour, a little
+ * slower); taking the address of rill_emit gives the library function
+ * either way.
  */
 typedef int (*rill__entry_fn)(rill_ctx *ctx, const void *rec, size_t len, void *user_data);
 struct rill__ctx_head {
@@ -438,7 +440,10 @@ struct rill__ctx_head {
 /* Every RILL__EMIT_SPAN-th emit takes the library call (it looks whether the
  * job is stopping). */
 #define RILL__EMIT_SPAN 1024u
-RILL_API int rill__emit_done(rill_ctx *ctx, int rc, uint64_t before);
+/** For the inline rill_emit only: ctx's chained successor returned rc, or
+ *  (rc 0) emitted other than once as a map, having emitted `before` records
+ *  until the call. Reports the failure; returns what rill_emit returns. */
+RILL_API int rill_emit_done(rill_ctx *ctx, int rc, uint64_t before);
 
 #if !defined(RILL_NO_INLINE)
 #if defined(__GNUC__)
@@ -465,7 +470,7 @@ static inline int rill__emit_at(rill_ctx *ctx, const void *rec, size_t len, int6
         nh = (struct rill__ctx_head *)(void *)h->next;
         if (RILL__LIKELY(rc == 0 && ((nh->emits - before - 1) & h->one_mask) == 0))
             return 0;
-        return rill__emit_done(ctx, rc, before);
+        return rill_emit_done(ctx, rc, before);
     }
     return (rill_emit_ts)(ctx, rec, len, ts);
 }

@@ -2,9 +2,7 @@
 # check-man.sh - the manual pages are complete and correct:
 #  (a) every page under man/ lints clean with groff (-ww: any warning fails);
 #  (b) every function declared RILL_API in include/rill.h, and every rill_*
-#      function the shared library exports, has man/man3/<name>.3 (apart
-#      from the rill__ names the header's inline functions call, which are
-#      not API); a page
+#      function the shared library exports, has man/man3/<name>.3; a page
 #      names no function that does not exist; a page is either an alias
 #      (a single ".so man3/<other>.3" line whose target documents it) or
 #      follows the fixed layout NAME, SYNOPSIS, DESCRIPTION, RETURN VALUE,
@@ -124,7 +122,7 @@ if ! nm -D --defined-only "$so" >"$tmp/nm" 2>"$tmp/nm.err"; then
 fi
 awk '$2 == "T" && $3 ~ /^rill_/ { n = $3; sub(/@.*/, "", n); print n }' "$tmp/nm" |
     sort -u >"$tmp/exported"
-sort -u "$tmp/declared" "$tmp/exported" | grep -v '^rill__' >"$tmp/functions"
+sort -u "$tmp/declared" "$tmp/exported" >"$tmp/functions"
 
 while read -r fn; do
     if [ ! -f "man/man3/$fn.3" ]; then

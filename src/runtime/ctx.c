@@ -47,7 +47,7 @@ static const char *entry_what(const rill_ctx *nx)
 static int blame(rill_ctx *nx, int rc)
 {
     for (rill_ctx *x = nx; x && x->node->def->tails; x = x->h.next)
-        if (x->entry_is_user)
+        if (x->entry_kind != RILL__ENTRY_OP)
             return rill__user_fail(x->h.next, entry_what(x->h.next), rc);
     return rc;
 }
@@ -65,7 +65,7 @@ int rill__forward_failed(rill_ctx *op, int rc)
 /* The inline rill_emit passed a record to ctx's chained successor, which
  * returned rc, or returned 0 but, as a map, did not emit exactly once
  * (it had emitted `before` records until then). */
-RILL_API int rill__emit_done(rill_ctx *ctx, int rc, uint64_t before)
+RILL_API int rill_emit_done(rill_ctx *ctx, int rc, uint64_t before)
 {
     if (!ctx || !ctx->h.next)
         return rc ? rc : RILL_EINVAL;
@@ -74,7 +74,7 @@ RILL_API int rill__emit_done(rill_ctx *ctx, int rc, uint64_t before)
         rc = rill__one_emit_fail(nx, before, "map", "flat_map");
     else if (rill__stopping(ctx))
         rc = RILL_ECANCELED;
-    else if (ctx->entry_is_user)
+    else if (ctx->entry_kind != RILL__ENTRY_OP)
         rc = rill__user_fail(nx, entry_what(nx), rc);
     else
         rc = blame(nx, rc);
@@ -87,8 +87,7 @@ void rill__chain_link(rill_ctx *c)
     c->h.entry = NULL;
     c->h.entry_data = NULL;
     c->h.one_mask = 0;
-    c->entry_is_user = 0;
-    c->tail_ok = 0;
+    c->entry_kind = RILL__ENTRY_OP;
     if (c->n_out != 1 || !c->out[0].next)
         return;
     rill_ctx *nx = c->out[0].next;
@@ -98,8 +97,7 @@ void rill__chain_link(rill_ctx *c)
         c->h.entry = nx->fn.process;
         c->h.entry_data = nx->ud;
         c->h.one_mask = d == &rill__op_map ? UINT64_MAX : 0;
-        c->entry_is_user = 1;
-        c->tail_ok = d != &rill__op_map;
+        c->entry_kind = d == &rill__op_map ? RILL__ENTRY_MAP : RILL__ENTRY_USER;
     } else {
         c->h.entry = d->entry ? d->entry : rill__entry_process;
     }

@@ -73,14 +73,18 @@ typedef struct rill__out {
     rill__netout *net;  /* otherwise */
 } rill__out;
 
+/* What h.entry of a context is. */
+#define RILL__ENTRY_OP 0   /* an operator's entry (or none) */
+#define RILL__ENTRY_USER 1 /* a flat_map's or sink's user function */
+#define RILL__ENTRY_MAP 2  /* a map's user function */
+
 struct rill_ctx {
     /* First: what the inline rill_emit reads (rill.h). h.next is the single
      * chained successor when that is the only output; h.entry takes a
      * record there: the successor's user function itself (map, flat_map,
-     * callback sink: entry_is_user) or an operator's entry. */
+     * callback sink) or an operator's entry, as entry_kind says. */
     struct rill__ctx_head h;
-    int entry_is_user;
-    int tail_ok; /* entry_is_user, and not a map: rill__forward_tail may jump */
+    int entry_kind; /* RILL__ENTRY_* */
     const atomic_int *stopping;
     rill__userfn fn; /* the node's user function and user_data */
     void *ud;
@@ -236,13 +240,13 @@ int rill__forward_call(rill_ctx *op, const void *rec, size_t len, int64_t ts);
 /* rill__forward for an operator that passes on records it was given
  * (filter): to a successor that is a user function other than a map, the
  * record goes by a tail call, and a failure it returns comes back
- * unreported: rill__forward_failed reports it, and rill__emit_done does so
+ * unreported: rill__forward_failed reports it, and rill_emit_done does so
  * for a chained predecessor. There is no look at whether the job is
  * stopping: the emit or the channel the record came from looks often
  * enough, as it passes no more records than it was given. */
 static inline int rill__forward_tail(rill_ctx *op, const void *rec, size_t len, int64_t ts)
 {
-    if (__builtin_expect(op->tail_ok, 1)) {
+    if (__builtin_expect(op->entry_kind == RILL__ENTRY_USER, 1)) {
         rill_ctx *nx = op->h.next;
         op->h.emits++;
         nx->h.ts = ts;
