@@ -934,6 +934,34 @@ RILL_API rill_stream *rill_sink_file_exactly_once(rill_stream *s,
                                                   void *user_data);
 /** Id of the job's last completed checkpoint (0 when none). */
 RILL_API int64_t rill_job_last_checkpoint(const rill_job *job);
+/** Consecutive checkpoint failures tolerated (0..INT_MAX, default 0, as
+ *  Flink's execution.checkpointing.tolerable-failed-checkpoints): one more
+ *  fails the job (which then restarts by its strategy) with a message
+ *  naming the last cause. Failures counted: a checkpoint that timed out,
+ *  that a subtask could not write, or whose _metadata could not be
+ *  written. A checkpoint given up because the job is ending is not a
+ *  failure; savepoints are not counted. */
+RILL_API int rill_env_set_tolerable_checkpoint_failures(rill_env *env, int n);
+/** Checkpoint statistics of a job, over all its restarts (savepoints are
+ *  not counted). Fields may be appended in later versions: pass
+ *  sizeof(rill_checkpoint_stats) as size. */
+typedef struct rill_checkpoint_stats {
+    int64_t completed;         /* checkpoints completed */
+    int64_t failed;            /* failed, declined or timed out */
+    int64_t in_progress;       /* id being taken now, 0 when none */
+    int64_t last_completed_id; /* 0 when none */
+    int64_t last_duration_ms;  /* of the last completed: trigger to _metadata */
+    uint64_t last_size_bytes;  /* of the last completed: its files */
+    int64_t last_failed_id;    /* 0 when none */
+    int last_failure_code;     /* RILL_E* of the last failure, RILL_OK when none */
+    int consecutive_failures;  /* failures since the last completed one */
+    char last_failure[256];    /* cause of the last failure, "" when none */
+} rill_checkpoint_stats;
+/** Fill *out (size bytes of it) with the job's checkpoint statistics; a
+ *  job without checkpointing reports zeros. RILL_EINVAL for a NULL job or
+ *  out, or size 0. Safe from any thread. */
+RILL_API int rill_job_checkpoint_stats(const rill_job *job, rill_checkpoint_stats *out,
+                                       size_t size);
 
 /* ------------------------------------------------------------------------
  * Execution

@@ -73,18 +73,10 @@ static int slow_map(rill_ctx *ctx, const void *r, size_t len, void *ud)
 static int count_and_pass(rill_ctx *ctx, const void *r, size_t len, void *ud)
 {
     (void)ud;
-    rill_state *st = rill_ctx_state(ctx, "count");
-    const void *v;
-    size_t vl;
-    int64_t n = 0;
-    int rc = rill_state_get(st, &v, &vl);
-    if (rc == RILL_OK && vl == sizeof n)
-        memcpy(&n, v, sizeof n);
-    else if (rc != RILL_ENOTFOUND)
+    int rc;
+    if (count_up(ctx, "count") < 0)
         return -1;
-    n++;
-    if ((rc = rill_state_put(st, &n, sizeof n)) ||
-        (rc = rill_timer_register(ctx, RILL_EVENT_TIME, rill_ctx_timestamp(ctx) + 1000000)))
+    if ((rc = rill_timer_register(ctx, RILL_EVENT_TIME, rill_ctx_timestamp(ctx) + 1000000)))
         return rc;
     return rill_emit(ctx, r, len);
 }

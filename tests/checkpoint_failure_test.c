@@ -127,19 +127,6 @@ static int inject_map(rill_ctx *ctx, const void *r, size_t len, void *ud)
     return rill_emit(ctx, r, len);
 }
 
-static int64_t get_i64(rill_state *st)
-{
-    const void *v;
-    size_t vl;
-    int64_t n = 0;
-    int rc = rill_state_get(st, &v, &vl);
-    if (rc == RILL_OK && vl == sizeof n)
-        memcpy(&n, v, sizeof n);
-    else if (rc != RILL_ENOTFOUND)
-        return -1;
-    return n;
-}
-
 /* Counts the key's records and registers a timer 1000 ms after each. */
 static int count_and_register(rill_ctx *ctx, const void *r, size_t len, void *ud)
 {
@@ -147,7 +134,7 @@ static int count_and_register(rill_ctx *ctx, const void *r, size_t len, void *ud
     (void)len;
     (void)ud;
     rill_state *st = rill_ctx_state(ctx, "count");
-    int64_t n = st ? get_i64(st) : -1;
+    int64_t n = st ? state_i64(st) : -1;
     if (n < 0)
         return -2;
     n++;
@@ -168,14 +155,14 @@ static int count_firing(rill_ctx *ctx, int64_t ts, int domain, void *ud)
     rill_state *count = rill_ctx_state(ctx, "count");
     if (!fired || !count)
         return -4;
-    int64_t f = get_i64(fired);
+    int64_t f = state_i64(fired);
     if (f < 0)
         return -5;
     f++;
     int rc = rill_state_put(fired, &f, sizeof f);
     if (rc)
         return rc;
-    int64_t c = get_i64(count);
+    int64_t c = state_i64(count);
     const void *key;
     size_t kl;
     if (c < 0 || rill_ctx_key(ctx, &key, &kl) != RILL_OK || kl != 8)
@@ -407,21 +394,9 @@ Test(failure, exact_timer_firings_and_value_state_seed_7)
 
 /* ---- the host process killed (SIGKILL) --------------------------------- */
 
-static int has_checkpoint(const job_run *x)
+static int run_has_checkpoint(const job_run *x)
 {
-    DIR *d = opendir(x->ck);
-    if (!d)
-        return 0;
-    int found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d))) {
-        char m[600];
-        struct stat sb;
-        snprintf(m, sizeof m, "%s/%s/_metadata", x->ck, e->d_name);
-        found = strncmp(e->d_name, "chk-", 4) == 0 && stat(m, &sb) == 0;
-    }
-    closedir(d);
-    return found;
+    return latest_checkpoint_in(x->ck) > 0;
 }
 
 /* The child runs the job (slowed down so that it lasts about two
@@ -448,7 +423,7 @@ static void kill_and_recover(int shape, int mode, uint64_t seed)
         }
         _exit(rc ? 3 : 0);
     }
-    while (!has_checkpoint(&x)) {
+    while (!run_has_checkpoint(&x)) {
         int st = 0;
         pid_t w = waitpid(pid, &st, WNOHANG);
         cr_assert_eq(w, 0, "the child ended before a checkpoint (status %d)",

@@ -44,26 +44,6 @@ static int fmt_item(const void *r, size_t len, char *buf, size_t cap, void *ud)
     return snprintf(buf, cap, "%llu", (unsigned long long)x.i);
 }
 
-/* The largest id of a complete checkpoint in tmpdir/ck (0: none). */
-static long latest_complete(void)
-{
-    char dir[256];
-    tmp_path(dir, sizeof dir, "ck");
-    DIR *d = opendir(dir);
-    long best = 0, id;
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        char m[600];
-        struct stat sb;
-        snprintf(m, sizeof m, "%s/%s/_metadata", dir, e->d_name);
-        if (sscanf(e->d_name, "chk-%ld", &id) == 1 && id > best && stat(m, &sb) == 0)
-            best = id;
-    }
-    if (d)
-        closedir(d);
-    return best;
-}
-
 /* Has tmpdir/sub an entry whose name starts with prefix (NULL: any
  * visible one)? */
 static int has_entry(const char *sub, const char *prefix)
@@ -140,7 +120,7 @@ static int short_close(rill_ctx *ctx, void *ud)
 {
     (void)ctx;
     final_run *run = ud;
-    atomic_store(&run->base_id, latest_complete());
+    atomic_store(&run->base_id, latest_checkpoint());
     atomic_store(&run->short_closed, 1);
     return 0;
 }
@@ -159,7 +139,7 @@ static int patient(rill_ctx *ctx, const void *r, size_t len, void *ud)
     final_run *run = ud;
     static _Thread_local unsigned n, waits;
     if ((++n & 7) == 0 && !atomic_load(&run->saw_after) && waits < 10000) {
-        if (atomic_load(&run->short_closed) && latest_complete() > atomic_load(&run->base_id))
+        if (atomic_load(&run->short_closed) && latest_checkpoint() > atomic_load(&run->base_id))
             atomic_store(&run->saw_after, 1);
         else {
             waits++;

@@ -194,28 +194,6 @@ typedef struct {
     long seen;
 } recovery_run;
 
-/* Does tmpdir/ck hold a complete checkpoint? */
-static int has_checkpoint(void)
-{
-    char dir[256];
-    tmp_path(dir, sizeof dir, "ck");
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d))) {
-        char m[600];
-        struct stat sb;
-        snprintf(m, sizeof m, "%s/%s/_metadata", dir, e->d_name);
-        found = strncmp(e->d_name, "chk-", 4) == 0 && stat(m, &sb) == 0;
-    }
-    closedir(d);
-    return found;
-}
-
-
-
 static int gen_rec(rill_ctx *ctx, uint64_t i, void *ud)
 {
     (void)ud;

@@ -20,6 +20,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,6 +279,102 @@ static inline void count_output_lines(const char *sub, uint64_t n, unsigned char
     closedir(d);
 }
 
+/* The largest id of a complete checkpoint (one with _metadata) in dir; 0
+ * when there is none. */
+static inline long latest_checkpoint_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    long best = 0, id;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char m[600];
+        struct stat sb;
+        snprintf(m, sizeof m, "%s/%s/_metadata", dir, e->d_name);
+        if (sscanf(e->d_name, "chk-%ld", &id) == 1 && id > best && stat(m, &sb) == 0)
+            best = id;
+    }
+    if (d)
+        closedir(d);
+    return best;
+}
+/* The same in tmpdir/ck, and whether there is one. */
+static inline long latest_checkpoint(void)
+{
+    char dir[256];
+    tmp_path(dir, sizeof dir, "ck");
+    return latest_checkpoint_in(dir);
+}
+static inline int has_checkpoint(void)
+{
+    return latest_checkpoint() > 0;
+}
+/* The int64 in value state st of the current key (0 when there is none);
+ * -1 when it cannot be read. */
+static inline int64_t state_i64(rill_state *st)
+{
+    const void *v;
+    size_t vl;
+    int64_t n = 0;
+    int rc = rill_state_get(st, &v, &vl);
+    if (rc == RILL_OK && vl == sizeof n)
+        memcpy(&n, v, sizeof n);
+    else if (rc != RILL_ENOTFOUND)
+        return -1;
+    return n;
+}
+/* Keyed operators: add one to the int64 count in value state name of the
+ * current key; the new count, or -1 when the state cannot be read or
+ * written. */
+static inline int64_t count_up(rill_ctx *ctx, const char *name)
+{
+    rill_state *st = rill_ctx_state(ctx, name);
+    int64_t n = state_i64(st);
+    if (n < 0)
+        return -1;
+    n++;
+    return rill_state_put(st, &n, sizeof n) == RILL_OK ? n : -1;
+}
+/* ---- numbered records, counted per key, into exactly-once files ------- */
+/* Record i of a generator: {i, i % keys}, keys the generator's user data
+ * ((void *)(uintptr_t)keys). */
+typedef struct numbered_item {
+    uint64_t i;
+    uint64_t key;
+} numbered_item;
+static inline int gen_numbered_item(rill_ctx *ctx, uint64_t i, void *ud)
+{
+    numbered_item r = {i, i % (uint64_t)(uintptr_t)ud};
+    return rill_emit(ctx, &r, sizeof r);
+}
+/* Counts the key's records in value state "count"; passes the record on. */
+static inline int count_and_pass_on(rill_ctx *ctx, const void *rec, size_t len, void *ud)
+{
+    (void)ud;
+    return count_up(ctx, "count") < 0 ? -1 : rill_emit(ctx, rec, len);
+}
+static inline int fmt_item_index(const void *r, size_t len, char *buf, size_t cap, void *ud)
+{
+    (void)len, (void)ud;
+    numbered_item x;
+    memcpy(&x, r, sizeof x);
+    return snprintf(buf, cap, "%llu", (unsigned long long)x.i);
+}
+/* In env: a generator of n numbered items over keys keys ("gen"), then map
+ * (unless NULL), key_by key, a count per key in value state (uid "count")
+ * and the exactly-once file sink into tmpdir/out, one number per line. */
+static inline void counted_files_job(rill_env *env, uint64_t n, uint64_t keys, rill_process_fn map)
+{
+    char out[256];
+    tmp_path(out, sizeof out, "out");
+    rill_stream *s = rill_generator(env, "gen", n, gen_numbered_item, (void *)(uintptr_t)keys);
+    if (map)
+        s = rill_map(s, "map", map, NULL);
+    s = rill_key_by_bytes(s, offsetof(numbered_item, key), sizeof(uint64_t));
+    s = rill_process(s, "count", count_and_pass_on, NULL, NULL);
+    s = rill_stream_add_state(s, "count", RILL_STATE_VALUE);
+    s = rill_stream_set_uid(s, "count");
+    rill_sink_file_exactly_once(s, "files", out, fmt_item_index, NULL);
+}
 static inline rill_env *checkpointed_env(int parallelism, int restore)
 {
     rill_env *env = new_env(parallelism);

@@ -1126,17 +1126,7 @@ static int count_a(rill_ctx *ctx, const void *rec, size_t len, void *ud)
     (void)rec;
     (void)len;
     (void)ud;
-    rill_state *st = rill_ctx_state(ctx, "count");
-    const void *v;
-    size_t vl;
-    int64_t n = 0;
-    int rc = rill_state_get(st, &v, &vl);
-    if (rc == RILL_OK && vl == sizeof n)
-        memcpy(&n, v, sizeof n);
-    else if (rc != RILL_ENOTFOUND)
-        return -1;
-    n++;
-    return rill_state_put(st, &n, sizeof n);
+    return count_up(ctx, "count") < 0 ? -1 : 0;
 }
 
 static int count_b(rill_ctx *ctx, const void *rec, size_t len, void *ud)

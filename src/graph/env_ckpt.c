@@ -147,3 +147,17 @@ RILL_API int rill_env_set_checkpoint_retain_on_cancel(rill_env *env, int retain)
     env->ckpt_retain_on_cancel = retain != 0;
     return RILL_OK;
 }
+
+RILL_API int rill_env_set_tolerable_checkpoint_failures(rill_env *env, int n)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_tolerable_checkpoint_failures");
+    if (rc)
+        return rc;
+    if (n < 0)
+        return rill__env_error(env, RILL_EINVAL, "tolerable checkpoint failures %d is negative",
+                               n);
+    env->ckpt_tolerable = n;
+    return RILL_OK;
+}

@@ -34,6 +34,7 @@ struct rill_env {
     int64_t ckpt_min_pause;
     int ckpt_retained;
     int ckpt_retain_on_cancel;
+    int ckpt_tolerable; /* consecutive checkpoint failures tolerated */
     char *restore_path; /* start jobs from this snapshot, or NULL */
     int restart_kind;
     int restart_attempts;

@@ -205,6 +205,7 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
     atomic_init(&job->stopping, 0);
     atomic_fetch_add(&env->refs, 1);
     job->env = env;
+    job->root = job;
     job->status = RILL_JOB_RUNNING;
     job->buffer_timeout = env->buffer_timeout;
     job->buffer_size = env->buffer_size;

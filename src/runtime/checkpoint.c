@@ -19,6 +19,7 @@
 
 #include "graph/graph.h"
 #include "runtime/ckpt_int.h"
+#include "runtime/ckpt_stats.h"
 #include "runtime/task.h"
 #include "snapshot/format.h"
 #include "state/snapshot.h"
@@ -55,31 +56,39 @@ static void remove_chk(const rill__ckpt *c, int64_t id)
 /* ---- the subtask side ------------------------------------------------- */
 
 void rill__ckpt_ack_locked(rill__subtask *st, int64_t id, int rc,
-                           const rill__snap_fileinfo *info, const char *name)
+                           const rill__snap_fileinfo *info, const char *name, const char *why)
 {
     rill__ckpt *c = st->job->ckpt;
     if (c->pending != id)
         return;
-    if (rc) {
-        c->failed = 1;
-    } else {
+    if (!rc) {
         rill__snap_meta_file *f = &c->files[st->number];
         rill__free(f->name);
         f->name = rill__strdup(name);
         f->size = info->size;
         f->digest = info->digest;
-        if (!f->name)
-            c->failed = 1;
+        if (!f->name) {
+            rc = RILL_ENOMEM;
+            why = "out of memory";
+        }
+    }
+    if (rc && !c->failed) {
+        /* The first failure is the checkpoint's cause. */
+        c->failed = 1;
+        c->fail_code = rc;
+        rill__fmt(c->fail_msg, "operator '%s' (subtask %d of %d): %s",
+                  st->ops[0]->node->name, st->index + 1, st->ops[0]->parallelism,
+                  why && why[0] ? why : rill_strerror(rc));
     }
     c->acks++;
     pthread_cond_broadcast(&c->cv);
 }
 
 void rill__ckpt_ack(rill__subtask *st, int64_t id, int rc, const rill__snap_fileinfo *info,
-                    const char *name)
+                    const char *name, const char *why)
 {
     pthread_mutex_lock(&st->job->mu);
-    rill__ckpt_ack_locked(st, id, rc, info, name);
+    rill__ckpt_ack_locked(st, id, rc, info, name, why);
     pthread_mutex_unlock(&st->job->mu);
 }
 
@@ -169,9 +178,7 @@ static int take(rill__subtask *st, int64_t id)
     rill__snap_fileinfo none = {0, 0};
     rill__bgtask *t = rill__ckpt_task_new(st);
     if (!t) {
-        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: out of memory",
-                  job->name, (long long)id, st->number);
-        rill__ckpt_ack(st, id, RILL_ENOMEM, &none, "");
+        rill__ckpt_ack(st, id, RILL_ENOMEM, &none, "", "out of memory");
         return rill__subtask_barrier_out(st, id);
     }
     snprintf(path, sizeof path, "%s/%s", c->target, t->name);
@@ -181,11 +188,8 @@ static int take(rill__subtask *st, int64_t id)
         rill__ckpt_bg_submit(job, t);
         return rill__subtask_barrier_out(st, id);
     }
-    if (!fatal)
-        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: %s", job->name,
-                  (long long)id, st->number, err[0] ? err : rill_strerror(rc));
     rill__ckpt_task_free(t);
-    rill__ckpt_ack(st, id, rc, &none, "");
+    rill__ckpt_ack(st, id, rc, &none, "", err);
     return fatal ? rc : rill__subtask_barrier_out(st, id);
 }
 
@@ -360,58 +364,78 @@ static void discard(rill__ckpt *c, const char *dir, int savepoint)
 }
 
 /* With job->mu held: run checkpoint id into c->target to its end.
- * RILL_OK when it completed; err says why not. */
-static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err)
+ * RILL_OK when it completed; else err says why and *counted whether it
+ * failed (rather than being given up as the job ends). */
+static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err, int *counted)
 {
     rill__ckpt *c = job->ckpt;
     int rc = RILL_OK;
+    *counted = 1;
     for (size_t i = 0; i < job->n_subs; i++) {
         rill__free(c->files[i].name);
         c->files[i].name = NULL;
     }
-    if ((!savepoint && (rc = rill__ckpt_make_dir(c->dir, err))) ||
-        (rc = rill__ckpt_make_dir(c->target, err)))
+    char why[RILL__ERRMSG_MAX];
+    if ((!savepoint && (rc = rill__ckpt_make_dir(c->dir, why))) ||
+        (rc = rill__ckpt_make_dir(c->target, why))) {
+        rill__fmt(err, "checkpoint %lld failed: %s", (long long)id, why);
         return rc;
+    }
+    c->started_ms = wall_ms();
     c->pending = id;
     atomic_store(&c->live, id);
     c->acks = 0;
     c->failed = 0;
+    c->fail_code = RILL_OK;
+    c->fail_msg[0] = '\0';
     rill__ckpt_add_finals(job);
     pthread_cond_broadcast(&c->cv); /* finished subtasks forward its barrier */
     for (size_t i = 0; i < job->n_subs; i++)
         if (!job->subs[i]->gate && c->fin[i].state == RILL__FIN_RUNNING)
             atomic_store_explicit(&job->subs[i]->barrier_req, id, memory_order_release);
-    int64_t deadline = wall_ms() + c->timeout;
+    int64_t deadline = c->started_ms + c->timeout;
     while (c->acks < (int)job->n_subs && !c->stop && !c->failed && c->n_gone == 0 &&
-           !c->final_broken && wall_ms() < deadline)
+           wall_ms() < deadline)
         timed_wait(job, deadline);
     int done = c->acks == (int)job->n_subs && !c->failed;
-    int timed_out = !done && wall_ms() >= deadline;
+    int timed_out = !done && !c->failed && wall_ms() >= deadline;
+    int acks = c->acks;
     c->pending = 0;
     atomic_store(&c->live, 0);
     /* Files still being written stop early; wait for them. */
     rill__ckpt_bg_drain(job);
     char dir[sizeof c->target];
     memcpy(dir, c->target, sizeof dir);
+    int ending = c->stop || c->n_gone || atomic_load(&job->stopping);
     if (done) {
         pthread_mutex_unlock(&job->mu);
-        rc = write_metadata(job, id, err);
+        rc = write_metadata(job, id, why);
         pthread_mutex_lock(&job->mu);
+        if (rc)
+            rill__fmt(err, "checkpoint %lld failed: %s", (long long)id, why);
+    } else if (timed_out) {
+        rc = RILL_ETIMEDOUT;
+        rill__fmt(err, "checkpoint %lld timed out after %lld ms (%d of %zu subtasks done)",
+                  (long long)id, (long long)c->timeout, acks, job->n_subs);
+    } else if (c->failed && c->fail_code != RILL_ECANCELED && !ending) {
+        rc = c->fail_code;
+        rill__fmt(err, "checkpoint %lld failed: %s", (long long)id, c->fail_msg);
     } else {
-        rc = timed_out ? RILL_ETIMEDOUT : c->failed ? RILL_EIO : RILL_ECANCELED;
-        rill__fmt(err, "checkpoint %lld %s", (long long)id,
-                  timed_out   ? "timed out"
-                  : c->failed ? "failed in a subtask (see the log)"
-                              : "was given up: the job is ending");
+        rc = RILL_ECANCELED;
+        *counted = 0;
+        rill__fmt(err, "checkpoint %lld was given up: the job is ending", (long long)id);
     }
     if (rc) {
-        rill__log(RILL_LOG_WARN, "job '%s': %s; discarded", job->name, err);
         pthread_mutex_unlock(&job->mu);
         discard(c, dir, savepoint);
         pthread_mutex_lock(&job->mu);
         return rc;
     }
     if (!savepoint) {
+        uint64_t size = 0;
+        for (size_t i = 0; i < job->n_subs; i++)
+            size += c->files[i].size;
+        rill__ckpt_stats_completed(c->stats, id, wall_ms() - c->started_ms, size);
         c->completed = id;
         retain(c, id);
     }
@@ -419,6 +443,30 @@ static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err)
     for (size_t i = 0; i < job->n_gates; i++)
         rill__gate_poke(job->gates[i]);
     return RILL_OK;
+}
+
+/* With job->mu held: checkpoint id did not complete (rc, err). A failure
+ * is logged and counted; past the tolerated number of consecutive ones it
+ * fails the job. */
+static void checkpoint_failed(rill__job *job, int64_t id, int rc, const char *err, int counted)
+{
+    rill__ckpt *c = job->ckpt;
+    if (!counted) {
+        rill__log(RILL_LOG_INFO, "job '%s': %s", job->name, err);
+        return;
+    }
+    int n;
+    int fail = rill__ckpt_stats_failed(c->stats, id, rc, err, &n);
+    rill__log(RILL_LOG_WARN, "job '%s': %s; discarded (%d consecutive failure%s, %d tolerated)",
+              job->name, err, n, n == 1 ? "" : "s", c->stats->tolerable);
+    if (!fail)
+        return;
+    pthread_mutex_unlock(&job->mu);
+    rill__job_fail(job, rc, NULL,
+                   "job '%s': %s; %d consecutive checkpoint failures, more than the %d "
+                   "tolerated",
+                   job->name, err, n, c->stats->tolerable);
+    pthread_mutex_lock(&job->mu);
 }
 
 static void *coordinator(void *arg)
@@ -429,13 +477,14 @@ static void *coordinator(void *arg)
     int64_t next = c->interval ? wall_ms() + c->interval : INT64_MAX, last_end = 0;
     /* Until the job ends, or every subtask took its final snapshot and
      * none waits for one more checkpoint. */
-    while (!c->stop && c->n_gone == 0 && !c->final_broken &&
+    while (!c->stop && c->n_gone == 0 &&
            (c->n_ready < (int)job->n_subs || c->n_waiting || c->sp_dir)) {
+        int counted;
         if (c->sp_dir && !c->sp_busy) {
             c->sp_busy = 1;
             snprintf(c->target, sizeof c->target, "%s", c->sp_dir);
             c->sp_err[0] = '\0';
-            c->sp_rc = run_checkpoint(job, ++c->last_id, 1, c->sp_err);
+            c->sp_rc = run_checkpoint(job, ++c->last_id, 1, c->sp_err, &counted);
             c->sp_done = 1;
             pthread_cond_broadcast(&c->cv);
             continue;
@@ -455,7 +504,9 @@ static void *coordinator(void *arg)
         char err[RILL__ERRMSG_MAX];
         ++c->last_id;
         chk_dir(c->target, sizeof c->target, c, c->last_id);
-        run_checkpoint(job, c->last_id, 0, err);
+        int rc = run_checkpoint(job, c->last_id, 0, err, &counted);
+        if (rc)
+            checkpoint_failed(job, c->last_id, rc, err, counted);
         last_end = wall_ms();
         int64_t after = last_end + c->min_pause;
         next = start + c->interval > after ? start + c->interval : after;
@@ -495,13 +546,19 @@ int rill__ckpt_start(rill__job *job)
     c->files = rill__calloc(job->n_subs + 1, sizeof *c->files); /* NULL-name ended */
     c->kept = rill__calloc((size_t)c->retained + 1, sizeof *c->kept);
     c->fin = rill__calloc(job->n_subs + 1, sizeof *c->fin);
+    /* Statistics belong to the job, over its restarts. */
+    c->stats = job->root != job && job->root->ckpt
+                   ? job->root->ckpt->stats
+                   : rill__ckpt_stats_new(env->ckpt_tolerable);
     if (c->interval > 0 && c->dir && c->dir[0]) {
         size_t n = strlen(c->dir) + 32;
         if ((c->final_dir = rill__malloc(n)))
             snprintf(c->final_dir, n, "%s/.final-%lld", c->dir, (long long)c->first_id);
     }
-    if (!c->dir || !c->files || !c->kept || !c->fin ||
+    if (!c->dir || !c->files || !c->kept || !c->fin || !c->stats ||
         (c->interval > 0 && c->dir[0] && !c->final_dir) || rill__cond_init_monotonic(&c->cv)) {
+        if (job->root == job)
+            rill__ckpt_stats_free(c->stats);
         rill__free(c->dir);
         rill__free(c->files);
         rill__free(c->kept);
@@ -570,6 +627,8 @@ void rill__ckpt_free(rill__job *job)
         rill__free(c->files[i].name);
     }
     pthread_cond_destroy(&c->cv);
+    if (job->root == job)
+        rill__ckpt_stats_free(c->stats);
     rill__free(c->fin);
     rill__free(c->final_dir);
     rill__free(c->files);

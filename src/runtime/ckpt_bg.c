@@ -11,7 +11,6 @@
 
 #include "runtime/ckpt_int.h"
 #include "util/alloc.h"
-#include "util/log.h"
 
 void rill__ckpt_task_free(rill__bgtask *t)
 {
@@ -29,7 +28,7 @@ static int give_up(void *arg)
     const rill__bgtask *t = arg;
     rill__job *job = t->st->job;
     const rill__ckpt *c = job->ckpt;
-    return atomic_load_explicit(&c->live, memory_order_relaxed) != t->id ||
+    return (!t->final && atomic_load_explicit(&c->live, memory_order_relaxed) != t->id) ||
            atomic_load_explicit(&c->bg_stop, memory_order_relaxed) ||
            atomic_load_explicit(&job->stopping, memory_order_relaxed);
 }
@@ -59,16 +58,13 @@ int rill__ckpt_write_task(rill__bgtask *t, rill__snap_fileinfo *info, char *err)
     return rc;
 }
 
+/* The coordinator logs and counts a failure, with err as its cause. */
 static void run_task(rill__bgtask *t)
 {
-    rill__job *job = t->st->job;
     char err[RILL__ERRMSG_MAX];
     rill__snap_fileinfo info = {0, 0};
     int rc = rill__ckpt_write_task(t, &info, err);
-    if (rc && rc != RILL_ECANCELED)
-        rill__log(RILL_LOG_WARN, "job '%s': checkpoint %lld of subtask %d failed: %s",
-                  job->name, (long long)t->id, t->st->number, err[0] ? err : rill_strerror(rc));
-    rill__ckpt_ack(t->st, t->id, rc, &info, t->name);
+    rill__ckpt_ack(t->st, t->id, rc, &info, t->name, err);
 }
 
 static void *writer(void *arg)

@@ -27,6 +27,10 @@ typedef struct rill__ckpt {
     _Atomic int64_t notify; /* completed, for the subtasks' on_complete hooks */
     int acks;
     int failed;
+    int fail_code;                     /* the first failure's code, */
+    char fail_msg[RILL__ERRMSG_MAX];   /* and cause */
+    int64_t started_ms;                /* wall clock at the trigger */
+    struct rill__ckpt_stats *stats;    /* the job's, across its attempts */
     rill__snap_meta_file *files; /* per subtask of the pending checkpoint */
     int64_t *kept;               /* completed ids still on disk, oldest first */
     int n_kept;
@@ -48,10 +52,11 @@ typedef struct rill__ckpt {
     int n_ready;             /* subtasks with a final snapshot */
     int n_gone;              /* subtasks that exited without one */
     int n_waiting;           /* waiting for a checkpoint to complete */
-    int final_broken;        /* a final snapshot failed: none can complete */
 } rill__ckpt;
 
-enum { RILL__FIN_RUNNING, RILL__FIN_TAKING, RILL__FIN_READY, RILL__FIN_FAILED };
+/* A subtask's final snapshot: not taken (its input goes on), being taken,
+ * taken, or failed and to be taken again for a later checkpoint. */
+enum { RILL__FIN_RUNNING, RILL__FIN_TAKING, RILL__FIN_READY, RILL__FIN_RETRY };
 
 typedef struct rill__final {
     int state;
@@ -65,6 +70,7 @@ typedef struct rill__bgtask {
     struct rill__bgtask *next;
     rill__subtask *st;
     int64_t id;
+    int final; /* a final snapshot: not given up with its checkpoint */
     rill__snap_writer *w;
     char name[32];
     size_t n;
@@ -87,11 +93,12 @@ int rill__ckpt_begin_snapshot(rill__subtask *st, int64_t id, const char *path,
 int rill__ckpt_write_task(rill__bgtask *t, rill__snap_fileinfo *info, char *err);
 /* rill__ckpt_ack with job->mu held. */
 void rill__ckpt_ack_locked(rill__subtask *st, int64_t id, int rc,
-                           const rill__snap_fileinfo *info, const char *name);
+                           const rill__snap_fileinfo *info, const char *name, const char *why);
 /* Tell the coordinator that st took (rc == 0) or could not take checkpoint
- * id; info describes its file. Any thread. */
+ * id; info describes its file, why says what failed (rc != 0). Any
+ * thread. */
 void rill__ckpt_ack(rill__subtask *st, int64_t id, int rc, const rill__snap_fileinfo *info,
-                    const char *name);
+                    const char *name, const char *why);
 /* Write t's keyed parts, commit its file and acknowledge, in the
  * background (or right away when the writer thread cannot start). Takes
  * t. */

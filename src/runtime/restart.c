@@ -50,6 +50,7 @@ static int new_attempt(rill__job *root, rill__job **out)
     int rc = rill__job_build(&a, env, root->name);
     if (rc)
         return rc;
+    a->root = root;
     char err[RILL__ERRMSG_MAX];
     err[0] = '\0';
     rc = RILL_ENOTFOUND;

@@ -167,6 +167,7 @@ struct rill__subtask {
 
 struct rill_job {
     rill_env *env;
+    rill__job *root; /* the first attempt (the rill_job handle), or itself */
     char *name;
     int64_t buffer_timeout;
     size_t buffer_size;
