@@ -395,7 +395,7 @@ static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err, 
             atomic_store_explicit(&job->subs[i]->barrier_req, id, memory_order_release);
     int64_t deadline = c->started_ms + c->timeout;
     while (c->acks < (int)job->n_subs && !c->stop && !c->failed && c->n_gone == 0 &&
-           wall_ms() < deadline)
+           !atomic_load(&job->stopping) && wall_ms() < deadline)
         timed_wait(job, deadline);
     int done = c->acks == (int)job->n_subs && !c->failed;
     int timed_out = !done && !c->failed && wall_ms() >= deadline;
@@ -413,7 +413,7 @@ static int run_checkpoint(rill__job *job, int64_t id, int savepoint, char *err, 
         pthread_mutex_lock(&job->mu);
         if (rc)
             rill__fmt(err, "checkpoint %lld failed: %s", (long long)id, why);
-    } else if (timed_out) {
+    } else if (timed_out && !ending) {
         rc = RILL_ETIMEDOUT;
         rill__fmt(err, "checkpoint %lld timed out after %lld ms (%d of %zu subtasks done)",
                   (long long)id, (long long)c->timeout, acks, job->n_subs);
@@ -477,7 +477,7 @@ static void *coordinator(void *arg)
     int64_t next = c->interval ? wall_ms() + c->interval : INT64_MAX, last_end = 0;
     /* Until the job ends, or every subtask took its final snapshot and
      * none waits for one more checkpoint. */
-    while (!c->stop && c->n_gone == 0 &&
+    while (!c->stop && c->n_gone == 0 && !atomic_load(&job->stopping) &&
            (c->n_ready < (int)job->n_subs || c->n_waiting || c->sp_dir)) {
         int counted;
         if (c->sp_dir && !c->sp_busy) {
@@ -581,6 +581,12 @@ int rill__ckpt_start(rill__job *job)
         return RILL_ENOMEM;
     c->started = 1;
     return RILL_OK;
+}
+
+void rill__ckpt_wake(rill__job *job)
+{
+    if (job->ckpt)
+        pthread_cond_broadcast(&job->ckpt->cv);
 }
 
 void rill__ckpt_stop(rill__job *job)

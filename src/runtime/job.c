@@ -19,6 +19,7 @@ static void wake_all(rill__job *job)
 {
     for (size_t i = 0; i < job->n_gates; i++)
         rill__gate_wake(job->gates[i]);
+    rill__ckpt_wake(job);
 }
 
 void rill__job_fail(rill__job *job, int code, const char *op_name, const char *fmt, ...)

@@ -372,6 +372,9 @@ int rill__ckpt_finish(rill__subtask *st);
 void rill__ckpt_exited(rill__subtask *st);
 /* Sources: take the checkpoint the coordinator asks for, if any. */
 int rill__source_barrier(rill__subtask *st);
+/* The job is stopping: wake its coordinator and the subtasks waiting on
+ * it. */
+void rill__ckpt_wake(rill__job *job);
 /* Start / stop the coordinator of a job with checkpointing. */
 int rill__ckpt_start(rill__job *job);
 void rill__ckpt_stop(rill__job *job);

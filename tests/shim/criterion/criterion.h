@@ -7,7 +7,8 @@
  * Supported: Test(suite, name[, .timeout = s, .init = f, .fini = f,
  * .disabled = b]), TestSuite(suite[, .init = f, .fini = f]), cr_assert, cr_assert_{eq,neq,lt,leq,gt,geq},
  * cr_assert_{null,not_null}, cr_assert_str_{eq,neq,empty}, cr_assert_fail
- * and the cr_expect forms of each. Every test runs in its own forked
+ * and the cr_expect forms of each, and cr_skip_test (the test counts as
+ * passing). Every test runs in its own forked
  * process; a failed assertion ends that process.
  */
 #ifndef RILL_TEST_SHIM_CRITERION_H
@@ -43,6 +44,7 @@ void cr_shim_register(struct cr_shim_test *t);
 void cr_shim_register_suite(struct cr_shim_suite *s);
 void cr_shim_fail(int fatal, const char *file, int line, const char *expr, const char *fmt,
                   ...) __attribute__((format(printf, 5, 6)));
+void cr_shim_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #define Test(suite, name, ...)                                                         \
     static void cr_shim_fn_##suite##_##name(void);                                     \
@@ -63,6 +65,8 @@ void cr_shim_fail(int fatal, const char *file, int line, const char *expr, const
         cr_shim_register_suite(&cr_shim_s_##suite);                              \
     }                                                                            \
     extern int cr_shim_suite_semicolon_ /* takes the ';' after TestSuite() */
+
+#define cr_skip_test(...) cr_shim_skip(__VA_ARGS__)
 
 #define CR_SHIM_CHECK(fatal, cond, expr, ...) \
     ((cond) ? (void)0 : cr_shim_fail(fatal, __FILE__, __LINE__, expr, "" __VA_ARGS__))
