@@ -291,9 +291,13 @@ int rill__out_watermark(rill_ctx *op, int64_t wm);
 int rill__out_status(rill_ctx *op, int idle);
 /* Ask for op's on_tick at processing time at (keeps the earlier). */
 void rill__op_wake(rill_ctx *op, int64_t at);
-/* Idleness of an operator with an idle timeout (sources, assigners): call
- * from its tick; marks its outputs idle after timeout ms without an emit
- * and asks for the next check. */
+/* Idleness of an operator with an idle timeout (sources, assigners), as
+ * Flink's WatermarksWithIdleness: only records count, watermarks do not.
+ * Start counting at processing time now (at open) and ask for the first
+ * check. */
+void rill__idle_start(rill_ctx *op, int64_t now);
+/* Call from its tick: marks its outputs idle when more than the timeout
+ * passed without an emit, and asks for the next check. */
 int rill__idle_check(rill_ctx *op, int64_t now);
 /* An idle operator emitted again: tell its outputs it is active. */
 int rill__idle_resume(rill_ctx *op);
@@ -310,7 +314,11 @@ static inline int64_t rill__time_add(int64_t t, int64_t d)
 int rill__subtask_tick(rill__subtask *st, int64_t now);
 
 /* Input watermarks of a task head with n inputs (channels, or edges under a
- * harness): the minimum over active inputs, never going backwards. */
+ * harness), as Flink's StatusWatermarkValve: the minimum over active inputs,
+ * never going backwards. Only a record makes an idle input active (the
+ * caller reports it with status 0 before the record); a watermark on an idle
+ * input is kept without making it active. When every input is idle, the
+ * highest watermark among them goes out before the idle status. */
 typedef struct rill__wmtrack {
     int n;
     int n_idle;

@@ -70,6 +70,21 @@ void rill__op_wake(rill_ctx *op, int64_t at)
         op->st->tick_at = at;
 }
 
+/* The first processing time at which op, last seen emitting at idle_since,
+ * is idle: more than its idle timeout later (Flink's rule: strictly more). */
+static int64_t idle_due(const rill_ctx *op)
+{
+    return rill__time_add(rill__time_add(op->idle_since, op->node->idle_timeout), 1);
+}
+
+void rill__idle_start(rill_ctx *op, int64_t now)
+{
+    op->idle_seen = op->h.emits;
+    op->idle_since = now;
+    if (op->node->idle_timeout)
+        rill__op_wake(op, idle_due(op));
+}
+
 int rill__idle_check(rill_ctx *op, int64_t now)
 {
     int64_t timeout = op->node->idle_timeout;
@@ -78,12 +93,12 @@ int rill__idle_check(rill_ctx *op, int64_t now)
     if (op->h.emits != op->idle_seen) {
         op->idle_seen = op->h.emits;
         op->idle_since = now;
-    } else if (now - op->idle_since >= timeout && !op->idle_out) {
+    } else if (now - op->idle_since > timeout && !op->idle_out) {
         int rc = rill__out_status(op, 1);
         if (rc)
             return rc;
     }
-    int64_t at = rill__time_add(op->idle_since, timeout);
+    int64_t at = idle_due(op);
     rill__op_wake(op, at > now ? at : rill__time_add(now, timeout));
     return RILL_OK;
 }
@@ -92,8 +107,7 @@ int rill__idle_resume(rill_ctx *op)
 {
     if (!op->idle_out || op->h.emits == op->idle_seen)
         return RILL_OK;
-    op->idle_seen = op->h.emits;
-    op->idle_since = rill__proc_now(op);
+    rill__idle_start(op, rill__proc_now(op));
     return rill__out_status(op, 0);
 }
 
@@ -175,25 +189,32 @@ static int advance(rill__wmtrack *t, rill_ctx *op)
     return rill__op_watermark(op, min);
 }
 
+/* Idle input i is active again. It counts in the minimum once its
+ * watermark (kept while it was idle) reached the last one given to op. */
 static int activate(rill__wmtrack *t, rill_ctx *op, int i)
 {
     if (!t->idle[i])
         return RILL_OK;
     t->idle[i] = 0;
     t->aligned[i] = t->wm[i] >= t->out;
-    if (t->n_idle-- == t->n)
-        return rill__out_status(op, 0);
-    return RILL_OK;
+    if (t->n_idle-- == t->n) {
+        int rc = rill__out_status(op, 0);
+        if (rc)
+            return rc;
+    }
+    return advance(t, op);
 }
 
 int rill__wmtrack_watermark(rill__wmtrack *t, rill_ctx *op, int i, int64_t wm)
 {
-    int rc = activate(t, op, i);
-    if (rc)
-        return rc;
-    if (wm > t->wm[i])
-        t->wm[i] = wm;
-    if (!t->aligned[i] && t->wm[i] >= t->out)
+    if (wm <= t->wm[i])
+        return RILL_OK;
+    t->wm[i] = wm;
+    /* An idle input stays idle (only a record makes it active): its
+     * watermark is kept and counts once it is active again. */
+    if (t->idle[i])
+        return RILL_OK;
+    if (!t->aligned[i] && wm >= t->out)
         t->aligned[i] = 1;
     return advance(t, op);
 }
@@ -205,14 +226,31 @@ int rill__wmtrack_status(rill__wmtrack *t, rill_ctx *op, int i, int idle)
     if (t->idle[i])
         return RILL_OK;
     t->idle[i] = 1;
-    if (++t->n_idle == t->n)
-        return rill__out_status(op, 1);
-    return advance(t, op);
+    if (++t->n_idle < t->n)
+        return advance(t, op);
+    /* Every input is idle, so none will move the minimum on: op first gets
+     * the highest watermark among them, then the idle status. */
+    int64_t max = t->wm[0];
+    for (int k = 1; k < t->n; k++)
+        if (t->wm[k] > max)
+            max = t->wm[k];
+    if (max > t->out) {
+        t->out = max;
+        int rc = rill__op_watermark(op, max);
+        if (rc)
+            return rc;
+    }
+    return rill__out_status(op, 1);
 }
 
 int rill__wmtrack_end(rill__wmtrack *t, rill_ctx *op, int i)
 {
-    return rill__wmtrack_watermark(t, op, i, RILL_TS_MAX);
+    /* An ended input holds nothing back, idle or not. */
+    t->wm[i] = RILL_TS_MAX;
+    if (t->idle[i])
+        return activate(t, op, i);
+    t->aligned[i] = 1;
+    return advance(t, op);
 }
 
 /* ---- current keys --------------------------------------------------- */
