@@ -419,6 +419,7 @@ static void *subtask_main(void *arg)
 {
     rill__subtask *st = arg;
     rill__job *job = st->job;
+    rill__thread_job(job);
     int rc = rill__subtask_open(st);
     if (!rc)
         rc = st->gate ? run_consumer(st) : run_source(st);
@@ -444,6 +445,7 @@ static void *subtask_main(void *arg)
     if (++job->n_exited == (int)job->n_subs)
         settle(job);
     pthread_mutex_unlock(&job->mu);
+    rill__thread_job(NULL);
     return NULL;
 }
 

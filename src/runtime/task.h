@@ -209,6 +209,12 @@ void rill__job_fail(rill__job *job, int code, const char *op_name, const char *f
 /* Report a user callback's non-zero result rc for operator op; returns
  * RILL_EUSER. what names the callback ("map function"). */
 int rill__user_fail(rill_ctx *op, const char *what, int rc);
+/* The calling thread runs a subtask of job from now on (NULL: no more). */
+void rill__thread_job(const rill__job *job);
+/* env refuses call (a static string naming it) because a job of env runs:
+ * when the caller is a callback of that job, note it for the message of the
+ * callback's failure and return 1; otherwise 0. */
+int rill__refuse_from_callback(const rill_env *env, const char *call);
 
 /* Is the job stopping? (cheap, for the record path) */
 static inline int rill__stopping(const rill_ctx *op)
