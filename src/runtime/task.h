@@ -344,6 +344,24 @@ int rill__wmtrack_end(rill__wmtrack *t, rill_ctx *op, int i);
 /* Keyed operators: make a copy of key (key group kg) op's current key.
  * RILL_OK or RILL_ENOMEM. */
 int rill__op_set_key(rill_ctx *op, const void *key, size_t len, uint16_t kg);
+/* The key of record rec by pt into *key and *key_len: the record's bytes,
+ * or the key function's output in *buf (capacity *cap, grown as needed up
+ * to RILL_KEY_MAX). Failures fail job, naming operator op_name: the keyed
+ * operator itself (after 0) or the one whose key_by it is (after 1). */
+int rill__record_key_slow(rill__job *job, const char *op_name, int after, const rill__part *pt,
+                          const void *rec, size_t len, char **buf, size_t *cap,
+                          const void **key, size_t *key_len);
+static inline int rill__record_key(rill__job *job, const char *op_name, int after,
+                                   const rill__part *pt, const void *rec, size_t len, char **buf,
+                                   size_t *cap, const void **key, size_t *key_len)
+{
+    if (!pt->key_fn && len >= pt->key_off + pt->key_len) {
+        *key = (const char *)rec + pt->key_off;
+        *key_len = pt->key_len;
+        return RILL_OK;
+    }
+    return rill__record_key_slow(job, op_name, after, pt, rec, len, buf, cap, key, key_len);
+}
 /* Keyed operators: set op's current key from record rec of input edge e
  * (computing it with the edge's key function or bytes). */
 int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len);

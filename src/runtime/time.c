@@ -1,5 +1,6 @@
 /* time.c - event time in the runtime: watermarks and idleness through
  * operators and outputs, input watermark tracking, ticks, current keys. */
+#include <stdarg.h>
 #include <string.h>
 
 #define XXH_INLINE_ALL
@@ -272,49 +273,77 @@ int rill__op_set_key(rill_ctx *op, const void *key, size_t len, uint16_t kg)
     return RILL_OK;
 }
 
-int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len)
+/* Fail job for a key of operator op_name: the keyed operator's own (after
+ * 0) or the key_by's after it (after 1); fmt says what went wrong. */
+static void key_fail(rill__job *job, int code, const char *op_name, int after, const char *fmt,
+                     ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+static void key_fail(rill__job *job, int code, const char *op_name, int after, const char *fmt,
+                     ...)
 {
-    const char *name = op->node->name;
-    rill__job *job = op->st->job;
+    char what[RILL__ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    rill__vfmt(what, fmt, ap);
+    va_end(ap);
+    rill__job_fail(job, code, op_name, "%s '%s': %s", after ? "key_by after" : "operator",
+                   op_name, what);
+}
+
+int rill__record_key_slow(rill__job *job, const char *op_name, int after, const rill__part *pt,
+                          const void *rec, size_t len, char **buf, size_t *cap,
+                          const void **key, size_t *key_len)
+{
     if (!pt->key_fn) {
-        if (len < pt->key_off + pt->key_len) {
-            rill__job_fail(job, RILL_EINVAL, name,
-                           "operator '%s': record of %zu bytes has no key bytes [%zu, %zu)",
-                           name, len, pt->key_off, pt->key_off + pt->key_len);
+        key_fail(job, RILL_EINVAL, op_name, after,
+                 "record of %zu bytes has no key bytes [%zu, %zu)", len, pt->key_off,
+                 pt->key_off + pt->key_len);
+        return RILL_EINVAL;
+    }
+    for (;;) {
+        size_t kl = *cap;
+        int rc = pt->key_fn(rec, len, *buf, &kl, pt->key_ud);
+        if (rc) {
+            key_fail(job, RILL_EUSER, op_name, after, "key function returned %d", rc);
+            return RILL_EUSER;
+        }
+        if (kl <= *cap) {
+            *key = *buf;
+            *key_len = kl;
+            return RILL_OK;
+        }
+        if (kl > RILL_KEY_MAX) {
+            key_fail(job, RILL_EINVAL, op_name, after,
+                     "key function returned length %zu, above RILL_KEY_MAX (%zu)", kl,
+                     (size_t)RILL_KEY_MAX);
             return RILL_EINVAL;
         }
-        op->key = (const char *)rec + pt->key_off;
-        op->key_len = pt->key_len;
-    } else {
-        for (;;) {
-            size_t kl = op->keycap;
-            int rc = pt->key_fn(rec, len, op->keybuf, &kl, pt->key_ud);
-            if (rc) {
-                rill__job_fail(job, RILL_EUSER, name,
-                               "operator '%s': key function returned %d", name, rc);
-                return RILL_EUSER;
-            }
-            if (kl <= op->keycap) {
-                op->key = op->keybuf;
-                op->key_len = kl;
-                break;
-            }
-            if (kl > RILL_KEY_MAX) {
-                rill__job_fail(job, RILL_EINVAL, name,
-                               "operator '%s': key of %zu bytes exceeds %zu", name, kl,
-                               (size_t)RILL_KEY_MAX);
-                return RILL_EINVAL;
-            }
-            char *nb = rill__realloc(op->keybuf, kl);
-            if (!nb) {
-                rill__job_fail(job, RILL_ENOMEM, name, "operator '%s': out of memory for a key",
-                               name);
-                return RILL_ENOMEM;
-            }
-            op->keybuf = nb;
-            op->keycap = kl;
+        char *nb = rill__realloc(*buf, kl);
+        if (!nb) {
+            key_fail(job, RILL_ENOMEM, op_name, after, "out of memory for a key of %zu bytes",
+                     kl);
+            return RILL_ENOMEM;
         }
+        *buf = nb;
+        *cap = kl;
     }
-    op->kg = (uint16_t)(XXH3_64bits(op->key, op->key_len) % (uint64_t)job->max_parallelism);
+}
+
+int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len)
+{
+    rill__job *job = op->st->job;
+    const void *key;
+    size_t kl;
+    int rc = rill__record_key(job, op->node->name, 0, pt, rec, len, &op->keybuf, &op->keycap,
+                              &key, &kl);
+    if (rc)
+        return rc;
+    op->key = key;
+    op->key_len = kl;
+    op->kg = (uint16_t)(XXH3_64bits(key, kl) % (uint64_t)job->max_parallelism);
     return RILL_OK;
 }
