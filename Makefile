@@ -148,6 +148,16 @@ tsan:
 	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
 	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/emit_test %/partition_test %/job_test %/backpressure_test %/eventtime_test %/process_test %/rolling_test %/checkpoint_test %/checkpoint_final_test %/checkpoint_tolerance_test %/exactly_once_test %/state_snapshot_test,$(TESTS)))" test-run
 
+# After (un)installing into the live system (no DESTDIR, where a package
+# manager's trigger would do it), update the man database of the pages'
+# hierarchy so that apropos and whatis find them; without mandb, or when it
+# fails (no permission), say so and go on.
+MAN_DB_REFRESH = if [ -z "$(DESTDIR)" ] && command -v mandb >/dev/null 2>&1; then \
+	  echo "mandb -q $(PREFIX)/share/man"; \
+	  mandb -q "$(PREFIX)/share/man" || \
+	    echo "rill: mandb failed: apropos may not find the rill pages until it runs"; \
+	fi
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
@@ -166,6 +176,7 @@ install: all
 	install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	install -m 644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 man/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	@$(MAN_DB_REFRESH)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/rill.h \
@@ -177,6 +188,7 @@ uninstall:
 	for f in man/man3/*.3; do rm -f $(DESTDIR)$(PREFIX)/share/man/man3/$${f##*/}; done
 	for f in man/man5/*.5; do rm -f $(DESTDIR)$(PREFIX)/share/man/man5/$${f##*/}; done
 	for f in man/man7/*.7; do rm -f $(DESTDIR)$(PREFIX)/share/man/man7/$${f##*/}; done
+	@$(MAN_DB_REFRESH)
 
 clean:
 	rm -rf build lib

@@ -209,7 +209,7 @@ RILL_API int rill_env_set_state_dir(rill_env *env, const char *dir);
  *  one (no sink, a cycle, an undefined declared stream, a uid used twice,
  *  forward between different parallelisms). RILL_OK, RILL_EINVAL (a
  *  mistake), RILL_ENOMEM, or RILL_ESTATE while a job of env runs. A builder
- *  call made while a job runs is itself a kept mistake (RILL_ESTATE). */
+ *  call refused while a job runs (RILL_ESTATE) is not a kept mistake. */
 RILL_API int rill_env_validate(rill_env *env);
 
 /* ------------------------------------------------------------------------
@@ -528,9 +528,10 @@ RILL_API rill_stream *rill_assign_punctuated(rill_stream *s, const char *name,
                                              rill_punctuated_fn wm_fn,
                                              void *user_data);
 /** Source idleness: when the operator (a source or a timestamp assigner)
- *  emits no record for ms of processing time, its output is marked idle
- *  and left out of downstream watermark minimums until it emits again.
- *  ms > 0; RILL_EINVAL (kept) for other operators. */
+ *  emits no record for more than ms of processing time (watermarks do not
+ *  count), its output is marked idle and left out of downstream watermark
+ *  minimums until it emits a record again. ms > 0; RILL_EINVAL (kept) for
+ *  other operators. */
 RILL_API rill_stream *rill_stream_set_idle_timeout(rill_stream *s, int64_t ms);
 /** Interval (ms, 1..3600000) of periodic watermarks (default 200). */
 RILL_API int rill_env_set_watermark_interval(rill_env *env, int64_t ms);
@@ -688,7 +689,8 @@ RILL_API rill_stream *rill_stream_set_state_ttl(rill_stream *s,
 RILL_API int rill_env_set_state_cache_size(rill_env *env, size_t bytes);
 
 /** The handle of state name of this operator, or NULL when none is
- *  declared with that name. Valid while the job runs. */
+ *  declared with that name (a failing callback's message then names it).
+ *  Valid while the job runs. */
 RILL_API rill_state *rill_ctx_state(rill_ctx *ctx, const char *name);
 
 /** Value of VALUE, REDUCING or AGGREGATING (its result) state.

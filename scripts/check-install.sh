@@ -84,9 +84,10 @@ check_tree() {
     fi
 }
 
-# check_gone DIR: nothing but empty directories left.
+# check_gone DIR: nothing but empty directories left (and the man database
+# of share/man, which mandb keeps: check_no_index tells it lists no page).
 check_gone() {
-    left=$(cd "$1" && find . ! -type d | sort)
+    left=$(cd "$1" && find . ! -type d ! -path ./share/man/index.db | sort)
     if [ -n "$left" ]; then
         fail "left behind under $1 after uninstall:"
         printf '%s\n' "$left" | sed 's/^/  /'
@@ -106,6 +107,37 @@ case $got in
 "rill-snapshot $version "*) echo "install-check: rill-snapshot --version: $got" ;;
 *) fail "rill-snapshot --version printed '$got'" ;;
 esac
+
+# ---- the man database: apropos and whatis find the pages -------------------
+
+if command -v mandb >/dev/null 2>&1 && command -v whatis >/dev/null 2>&1; then
+    indexed=yes
+else
+    indexed=
+    echo "install-check: mandb or whatis not found: the man database is not checked"
+fi
+
+# check_index DIR: whatis and apropos find every page installed under DIR.
+check_index() {
+    got=$(whatis -M "$1/share/man" rill_map 2>&1)
+    case $got in
+    "rill_map (3) "*" - "?*) echo "install-check: whatis rill_map: $got" ;;
+    *) fail "whatis -M $1/share/man rill_map printed '$got'" ;;
+    esac
+    want=$(man_pages | wc -l)
+    got=$(apropos -M "$1/share/man" rill 2>/dev/null | wc -l)
+    [ "$got" -eq "$want" ] ||
+        fail "apropos -M $1/share/man rill lists $got pages, expected $want"
+}
+
+# check_no_index DIR: the man database under DIR lists no page any more.
+check_no_index() {
+    if got=$(whatis -M "$1/share/man" rill_map 2>/dev/null); then
+        fail "whatis still finds rill_map after uninstall: $got"
+    fi
+}
+
+[ -n "$indexed" ] && check_index "$prefix"
 
 # ---- a host program built outside the tree with pkg-config ---------------
 
@@ -228,6 +260,7 @@ fi
 echo "install-check: make uninstall PREFIX=$prefix"
 run_make uninstall uninstall PREFIX="$prefix" DESTDIR=
 check_gone "$prefix"
+[ -n "$indexed" ] && check_no_index "$prefix"
 
 # ---- staged install (DESTDIR), as a package build does --------------------
 
@@ -239,6 +272,8 @@ check_tree "$stage$sprefix" "$sprefix"
 outside=$(cd "$stage" && find . ! -type d | grep -v "^\.$sprefix/")
 [ -n "$outside" ] && fail "DESTDIR install wrote outside $stage$sprefix: $outside"
 [ -e "$sprefix" ] && fail "DESTDIR install created $sprefix outside DESTDIR"
+# A staged install leaves the man database to the package's installation.
+[ -e "$stage$sprefix/share/man/index.db" ] && fail "DESTDIR install ran mandb"
 echo "install-check: make uninstall DESTDIR=$stage PREFIX=$sprefix"
 run_make stage-uninstall uninstall DESTDIR="$stage" PREFIX="$sprefix"
 check_gone "$stage"

@@ -210,6 +210,25 @@ for page in $pages; do
     fi
 done
 
+# Every page's NAME parses as mandb reads it for whatis and apropos
+# ("name, ... - description"), first of all the page's own name (lexgrog
+# comes with man-db; without it, this is left out).
+if command -v lexgrog >/dev/null 2>&1; then
+    for page in $pages; do
+        is_alias "$page" && continue
+        base=$(basename "$page")
+        base=${base%.*}
+        if ! out=$(lexgrog "$page" 2>&1); then
+            fail "$page: lexgrog cannot read its NAME section: $out"
+            continue
+        fi
+        case $out in
+        *": \"$base - "?*|*": \"$base, "*" - "?*) ;;
+        *) fail "$page: whatis would read its NAME section as $out" ;;
+        esac
+    done
+fi
+
 # The overview lists every page of section 3 in its SEE ALSO.
 if [ -f man/man7/rill.7 ]; then
     section man/man7/rill.7 'SEE ALSO' >"$tmp/overview"

@@ -44,6 +44,8 @@ find_missing() {
     have "$CXX" || need g++ "a C++ compiler ($CXX), for the header test"
     have pkg-config || need pkg-config "pkg-config"
     have groff || need groff-base "groff, for the manual page checks"
+    { have mandb && have whatis; } ||
+        need man-db "man-db (mandb, whatis), for the check that make install indexes the manual"
     header_present lmdb.h || need liblmdb-dev "LMDB (lmdb.h)"
     header_present xxhash.h || need libxxhash-dev "xxHash (xxhash.h)"
     header_present criterion/criterion.h ||

@@ -396,6 +396,90 @@ Test(env, setters_work_again_after_the_job_ended)
     rill_env_free(env);
 }
 
+static int identity_map(rill_ctx *ctx, const void *rec, size_t len, void *ud)
+{
+    (void)ud;
+    return rill_emit(ctx, rec, len);
+}
+
+Test(env, builder_refused_while_a_job_runs_is_not_kept)
+{
+    rill_env *env = new_env(1);
+    gate g = {0, 0};
+    /* Leads to no sink: not part of the job. */
+    rill_stream *extra = rill_source(env, "extra", blocking_source, &g);
+    cr_assert_not_null(extra);
+    rill_job *job = start_blocked(env, &g);
+    cr_assert_null(rill_map(extra, "m", identity_map, NULL));
+    cr_assert_str_eq(rill_env_errmsg(env), "map: a job of this environment is running");
+    cr_assert_null(rill_stream_set_parallelism(extra, 1));
+    cr_assert_str_eq(rill_env_errmsg(env),
+                     "rill_stream_set_parallelism: a job of this environment is running");
+    cr_assert_null(rill_source(env, "late", blocking_source, &g));
+    cr_assert_str_eq(rill_env_errmsg(env), "rill_source: a job of this environment is running");
+    cr_assert_null(rill_harness_input(env, "in"));
+    cr_assert_str_eq(rill_env_errmsg(env),
+                     "rill_harness_input: a job of this environment is running");
+    stop_blocked(job, &g);
+
+    /* The job ended: the environment builds and validates as before. */
+    cr_assert_eq(rill_env_validate(env), RILL_OK, "%s", rill_env_errmsg(env));
+    rill_stream *m = rill_map(extra, "m", identity_map, NULL);
+    cr_assert_not_null(m, "%s", rill_env_errmsg(env));
+    cr_assert_not_null(rill_sink(m, "more", drop_sink, NULL), "%s", rill_env_errmsg(env));
+    cr_assert_eq(rill_env_validate(env), RILL_OK, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+}
+
+Test(env, define_refused_while_a_job_runs_is_estate)
+{
+    rill_env *env = new_env(1);
+    gate g = {0, 0};
+    rill_stream *decl = rill_stream_declare(env, "loop");
+    rill_stream *extra = rill_source(env, "extra", blocking_source, &g);
+    rill_job *job = start_blocked(env, &g);
+    cr_assert_eq(rill_stream_define(decl, extra), RILL_ESTATE);
+    cr_assert_str_eq(rill_env_errmsg(env),
+                     "rill_stream_define: a job of this environment is running");
+    stop_blocked(job, &g);
+    cr_assert_eq(rill_stream_define(decl, extra), RILL_OK, "%s", rill_env_errmsg(env));
+    rill_env_free(env);
+}
+
+/* rill_env_validate / rill_job_start / rill_env_execute while a job runs. */
+static int validate_call(rill_env *env) { return rill_env_validate(env); }
+
+static int job_start_call(rill_env *env)
+{
+    rill_job *job = (rill_job *)1;
+    int rc = rill_job_start(&job, env, "again");
+    cr_assert_null(job);
+    return rc;
+}
+
+static int execute_call(rill_env *env) { return rill_env_execute(env, "again"); }
+
+Test(env, starting_while_a_job_runs_names_the_call_made)
+{
+    static const struct {
+        int (*call)(rill_env *env);
+        const char *message;
+    } cases[] = {
+        {validate_call, "rill_env_validate: a job of this environment is running"},
+        {job_start_call, "rill_job_start: a job of this environment is running"},
+        {execute_call, "rill_env_execute: a job of this environment is running"},
+    };
+    rill_env *env = new_env(1);
+    gate g = {0, 0};
+    rill_job *job = start_blocked(env, &g);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cr_assert_eq(cases[c].call(env), RILL_ESTATE, "%s", cases[c].message);
+        cr_assert_str_eq(rill_env_errmsg(env), cases[c].message);
+    }
+    stop_blocked(job, &g);
+    rill_env_free(env);
+}
+
 /* ---- allocator hook --------------------------------------------------- */
 
 static atomic_long alloc_calls; /* allocation attempts (malloc, calloc, realloc) */

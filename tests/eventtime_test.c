@@ -571,15 +571,42 @@ Test(idleness, assigner_goes_idle_again_after_it_emitted)
     rill_env_free(env);
 }
 
-/* Two harness inputs into one sink "out"; "a" has an idle timeout of
- * 1000 ms. Watermarks are pushed. */
-static rill_harness *idle_inputs_graph(rill_env *env)
+/* Two harness inputs "a" and "b" into one sink "out", with idle timeouts
+ * of ta and tb ms (0: none). Watermarks are pushed. */
+static rill_harness *two_inputs_graph(rill_env *env, int64_t ta, int64_t tb)
 {
-    rill_stream *a = rill_harness_input(env, "a");
-    cr_assert_not_null(rill_stream_set_idle_timeout(a, 1000), "%s", rill_env_errmsg(env));
-    rill_stream *both[2] = {a, rill_harness_input(env, "b")};
+    rill_stream *both[2] = {rill_harness_input(env, "a"), rill_harness_input(env, "b")};
+    for (int i = 0; i < 2; i++)
+        if (i ? tb : ta)
+            cr_assert_not_null(rill_stream_set_idle_timeout(both[i], i ? tb : ta), "%s",
+                               rill_env_errmsg(env));
     rill_sink(rill_union(both, 2), "out", drop_sink, NULL);
     return hnew(env, NULL);
+}
+
+/* two_inputs_graph where only "a" has an idle timeout, of 1000 ms. */
+static rill_harness *idle_inputs_graph(rill_env *env)
+{
+    return two_inputs_graph(env, 1000, 0);
+}
+
+/* Before an idle timeout case: what the inputs do; the operator with the
+ * timeout last saw a record at processing time `since`. */
+static void watermarks_a100_b500(rill_harness *h)
+{
+    HOK(h, rill_harness_watermark(h, 0, 100));
+    HOK(h, rill_harness_watermark(h, 1, 500));
+}
+
+/* idle_inputs_graph after watermarks 100 on a and 500 on b, then a long
+ * time: a is idle and the output's watermark is b's. */
+static rill_harness *a_went_idle(rill_env *env)
+{
+    rill_harness *h = idle_inputs_graph(env);
+    watermarks_a100_b500(h);
+    HOK(h, rill_harness_set_time(h, 5000));
+    EXPECT_OUT(h, "out", W_WM(100), W_WM(500));
+    return h;
 }
 
 Test(idleness, idle_source_is_left_out_of_the_minimum)
@@ -598,10 +625,7 @@ Test(idleness, idle_source_is_left_out_of_the_minimum)
 Test(idleness, source_goes_idle_again_after_it_emitted)
 {
     rill_env *env = state_env(1);
-    rill_harness *h = idle_inputs_graph(env);
-    HOK(h, rill_harness_watermark(h, 0, 100));
-    HOK(h, rill_harness_watermark(h, 1, 500));
-    HOK(h, rill_harness_set_time(h, 5000));
+    rill_harness *h = a_went_idle(env);
     /* a emits: it counts again once its watermark reached the output's. */
     push_kv(h, 0, 1, 1, 700);
     HOK(h, rill_harness_watermark(h, 0, 800));
@@ -613,6 +637,92 @@ Test(idleness, source_goes_idle_again_after_it_emitted)
     EXPECT_OUT(h, "out", W_WM(100), W_WM(500), W_REC(1, 1, 700), W_WM(800), W_WM(2000));
     rill_harness_free(h);
     rill_env_free(env);
+}
+
+Test(idleness, watermark_on_an_idle_input_does_not_make_it_active)
+{
+    rill_env *env = state_env(1);
+    rill_harness *h = a_went_idle(env);
+    /* a stays idle: its watermark does not hold b's back. */
+    HOK(h, rill_harness_watermark(h, 0, 3000));
+    HOK(h, rill_harness_watermark(h, 1, 4000));
+    EXPECT_OUT(h, "out", W_WM(100), W_WM(500), W_WM(4000));
+    /* Nor later, after more idle time. */
+    HOK(h, rill_harness_set_time(h, 20000));
+    HOK(h, rill_harness_watermark(h, 1, 6000));
+    EXPECT_OUT(h, "out", W_WM(100), W_WM(500), W_WM(4000), W_WM(6000));
+    rill_harness_free(h);
+    rill_env_free(env);
+}
+
+Test(idleness, watermark_of_an_idle_input_counts_once_a_record_made_it_active)
+{
+    rill_env *env = state_env(1);
+    rill_harness *h = a_went_idle(env);
+    HOK(h, rill_harness_watermark(h, 0, 7000)); /* kept while a is idle */
+    HOK(h, rill_harness_watermark(h, 1, 4000));
+    push_kv(h, 0, 1, 1, 7500); /* a is active again, at 7000 */
+    HOK(h, rill_harness_watermark(h, 1, 9000));
+    EXPECT_OUT(h, "out", W_WM(100), W_WM(500), W_WM(4000), W_REC(1, 1, 7500), W_WM(7000));
+    rill_harness_free(h);
+    rill_env_free(env);
+}
+
+Test(idleness, all_inputs_idle_give_the_highest_watermark_first)
+{
+    rill_env *env = state_env(1);
+    rill_harness *h = two_inputs_graph(env, 1000, 2000);
+    HOK(h, rill_harness_watermark(h, 0, 600));
+    HOK(h, rill_harness_watermark(h, 1, 500));
+    EXPECT_OUT(h, "out", W_WM(500));
+    HOK(h, rill_harness_set_time(h, 1500)); /* a idle: b's 500 is the minimum */
+    EXPECT_OUT(h, "out", W_WM(500));
+    HOK(h, rill_harness_set_time(h, 2500)); /* b idle too: a's 600 is the highest */
+    EXPECT_OUT(h, "out", W_WM(500), W_WM(600));
+    rill_harness_free(h);
+    rill_env_free(env);
+}
+
+static void records_a1000_b5000_at_200(rill_harness *h)
+{
+    push_kv(h, 0, 1, 1, 1000);
+    push_kv(h, 1, 2, 2, 5000);
+    HOK(h, rill_harness_set_time(h, 200)); /* the assigner's check sees the record */
+}
+
+Test(idleness, idle_only_after_more_than_the_timeout)
+{
+    static const struct {
+        const char *name;
+        rill_harness *(*graph)(rill_env *env);
+        void (*before)(rill_harness *h);
+        int64_t since;
+        int64_t wm_when_idle; /* the other input's watermark */
+    } cases[] = {
+        {"source", idle_inputs_graph, watermarks_a100_b500, 0, 500},
+        {"assigner", idle_graph, records_a1000_b5000_at_200, 200, 4999},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        rill_env *env = state_env(1);
+        rill_harness *h = cases[c].graph(env);
+        cases[c].before(h);
+        size_t n = rill_harness_count(h, "out");
+        HOK(h, rill_harness_set_time(h, cases[c].since + 1000));
+        cr_assert_eq(rill_harness_count(h, "out"), n,
+                     "%s: idle after exactly its timeout (%zu items, expected %zu)",
+                     cases[c].name, rill_harness_count(h, "out"), n);
+        HOK(h, rill_harness_set_time(h, cases[c].since + 1001));
+        cr_assert_eq(rill_harness_count(h, "out"), n + 1,
+                     "%s: not idle 1 ms after its timeout (%zu items, expected %zu)",
+                     cases[c].name, rill_harness_count(h, "out"), n + 1);
+        rill_record r;
+        cr_assert_eq(rill_harness_output(h, "out", n, &r), RILL_HARNESS_WATERMARK, "%s",
+                     cases[c].name);
+        cr_assert_eq(r.ts, cases[c].wm_when_idle, "%s: watermark %lld, expected %lld",
+                     cases[c].name, (long long)r.ts, (long long)cases[c].wm_when_idle);
+        rill_harness_free(h);
+        rill_env_free(env);
+    }
 }
 
 Test(idleness, huge_idle_timeout_in_a_job)

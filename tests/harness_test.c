@@ -525,6 +525,53 @@ Test(harness_errors, failing_callback_of_one_operator)
     rill_env_free(env);
 }
 
+/* A key function that gives the length *ud, whatever the capacity. */
+static int key_of_length(const void *rec, size_t len, void *key, size_t *key_len, void *ud)
+{
+    (void)rec;
+    (void)len;
+    (void)key;
+    *key_len = *(const size_t *)ud;
+    return 0;
+}
+
+static int forward_rec(rill_ctx *ctx, const void *rec, size_t len, void *ud)
+{
+    (void)ud;
+    return rill_emit(ctx, rec, len);
+}
+
+Test(harness_errors, key_longer_than_key_max_names_the_length)
+{
+    static const struct {
+        int graph; /* the key_by's partitioning, or the keyed operator alone */
+        size_t len;
+        const char *message;
+    } cases[] = {
+        {1, SIZE_MAX,
+         "key_by after 'in': key function returned length 18446744073709551615, above "
+         "RILL_KEY_MAX (65535)"},
+        {1, RILL_KEY_MAX + 1,
+         "key_by after 'in': key function returned length 65536, above RILL_KEY_MAX (65535)"},
+        {0, SIZE_MAX,
+         "operator 'p': key function returned length 18446744073709551615, above "
+         "RILL_KEY_MAX (65535)"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        rill_env *env = state_env(1);
+        rill_stream *k = rill_key_by(rill_harness_input(env, "in"), key_of_length,
+                                     (void *)&cases[c].len);
+        rill_stream *p = rill_process(k, "p", forward_rec, NULL, NULL);
+        rill_sink(p, "out", drop_sink, NULL);
+        rill_harness *h = hnew(env, cases[c].graph ? NULL : p);
+        kv r = {1, 1};
+        cr_assert_eq(rill_harness_push(h, 0, &r, sizeof r, 1), RILL_EINVAL, "case %zu", c);
+        cr_assert_str_eq(rill_harness_errmsg(h), cases[c].message, "case %zu", c);
+        rill_harness_free(h);
+        rill_env_free(env);
+    }
+}
+
 Test(harness_errors, later_calls_keep_returning_the_failure)
 {
     rill_env *env = state_env(1);

@@ -955,3 +955,51 @@ Test(free, job_free_cancels_a_running_job_and_accepts_null)
     cr_assert_eq(rill_env_set_parallelism(env, 1), RILL_OK);
     rill_env_free(env);
 }
+
+/* ---- a callback starting a job of its own environment ------------------------ */
+
+typedef struct nested {
+    rill_env *env;
+    int start; /* rill_job_start instead of rill_env_execute */
+} nested;
+
+/* Tries to run the environment of its own job and returns the result. */
+static int map_runs_its_env(rill_ctx *ctx, const void *rec, size_t len, void *ud)
+{
+    (void)ctx;
+    (void)rec;
+    (void)len;
+    nested *n = ud;
+    if (!n->start)
+        return rill_env_execute(n->env, "nested");
+    rill_job *job = NULL;
+    int rc = rill_job_start(&job, n->env, "nested");
+    if (rc == RILL_OK)
+        rill_job_free(job);
+    return rc;
+}
+
+Test(job, starting_its_own_environment_from_a_callback_is_named_in_the_message)
+{
+    static const struct {
+        int start;
+        const char *message;
+    } cases[] = {
+        {0, "operator 'spawn' (subtask 1/1): map function returned -3: rill_env_execute was "
+            "called from a callback of this job; a callback cannot start or validate a job of "
+            "its own environment"},
+        {1, "operator 'spawn' (subtask 1/1): map function returned -3: rill_job_start was "
+            "called from a callback of this job; a callback cannot start or validate a job of "
+            "its own environment"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        rill_env *env = new_env(1);
+        nested n = {env, cases[c].start};
+        rill_stream *g = rill_generator(env, "gen", 3, gen_index, NULL);
+        rill_sink(rill_map(g, "spawn", map_runs_its_env, &n), "out", total_sink,
+                  &(sum_total){0, 0});
+        cr_assert_eq(rill_env_execute(env, "outer"), RILL_EUSER, "case %zu", c);
+        cr_assert_str_eq(rill_env_errmsg(env), cases[c].message, "case %zu", c);
+        rill_env_free(env);
+    }
+}

@@ -1915,3 +1915,43 @@ Test(keyed_state, counts_per_key_in_a_job)
     gl_free(&g);
     rill_env_free(env);
 }
+
+/* Reads the state named by ud for each record and returns what the read
+ * returned (0 when the key has no value yet). */
+static int read_named_state(rill_ctx *ctx, const void *rec, size_t len, void *ud)
+{
+    (void)rec;
+    (void)len;
+    const void *v;
+    size_t vl;
+    int rc = rill_state_get(rill_ctx_state(ctx, ud), &v, &vl);
+    return rc == RILL_ENOTFOUND ? 0 : rc;
+}
+
+Test(keyed_state, undeclared_state_name_is_named_in_the_job_message)
+{
+    static const struct {
+        const char *declared[2]; /* NULL: none */
+        const char *message;
+    } cases[] = {
+        {{"count", "total"},
+         "operator 'counter' (subtask 1/1): process function returned -2: rill_ctx_state: no "
+         "state 'cnt' is declared on this operator (declared: 'count', 'total')"},
+        {{NULL, NULL},
+         "operator 'counter' (subtask 1/1): process function returned -2: rill_ctx_state: no "
+         "state 'cnt' is declared on this operator (it declares none; see "
+         "rill_stream_add_state)"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        rill_env *env = state_env(1);
+        rill_stream *s = rill_key_by_bytes(rill_from_array(env, "src", "ab", 1, 2), 0, 1);
+        rill_stream *p = rill_process(s, "counter", read_named_state, NULL, "cnt");
+        for (int i = 0; i < 2 && cases[c].declared[i]; i++)
+            rill_stream_add_state(p, cases[c].declared[i], RILL_STATE_VALUE);
+        rill_sink(p, "out", count_sink, NULL);
+        cr_assert_eq(rill_env_execute(env, "state names"), RILL_EUSER, "case %zu: %s", c,
+                     rill_env_errmsg(env));
+        cr_assert_str_eq(rill_env_errmsg(env), cases[c].message, "case %zu", c);
+        rill_env_free(env);
+    }
+}

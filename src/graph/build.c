@@ -13,7 +13,9 @@ static int env_usable(rill_env *env, const char *what)
     if (env->err)
         return 0;
     if (atomic_load(&env->running)) {
-        rill__env_fail(env, RILL_ESTATE, "%s: a job of this environment is running", what);
+        /* Not a building mistake to keep: the graph is unchanged, and
+         * building goes on once the job ended. */
+        rill__env_error(env, RILL_ESTATE, "%s: a job of this environment is running", what);
         return 0;
     }
     return 1;
@@ -488,7 +490,7 @@ RILL_API int rill_stream_define(rill_stream *decl, rill_stream *s)
                                "environment",
                                n->name);
     if (!rill__input_env(s, "rill_stream_define"))
-        return env->err;
+        return env->err ? env->err : RILL_ESTATE; /* a mistake, or a job runs */
     rill__edge *in = rill__calloc(s->n_edges, sizeof *in);
     if (!in)
         return rill__env_error(env, RILL_ENOMEM, "out of memory");

@@ -250,9 +250,11 @@ RILL_API rill_stream *rill_harness_input(rill_env *env, const char *name)
         return NULL;
     if (env->err)
         return NULL;
-    if (atomic_load(&env->running))
-        return rill__env_fail(env, RILL_ESTATE,
-                              "rill_harness_input: a job of this environment is running");
+    if (atomic_load(&env->running)) {
+        rill__env_error(env, RILL_ESTATE,
+                        "rill_harness_input: a job of this environment is running");
+        return NULL;
+    }
     rill__node *n = rill__node_new(env, &rill__op_harness_input, name, NULL);
     if (!n)
         return NULL;

@@ -7,30 +7,46 @@
 int rill__job_build(rill__job **out, rill_env *env, const char *name);
 void rill__job_destroy(rill__job *job);
 
+/* Refuse `call` while a job (or harness) of env runs. From a callback of
+ * that job, env is left alone (its host may be reading it) and the
+ * callback's failure says why. */
+static int refuse_running(rill_env *env, const char *call)
+{
+    if (rill__refuse_from_callback(env, call))
+        return RILL_ESTATE;
+    return rill__env_error(env, RILL_ESTATE, "%s: a job of this environment is running", call);
+}
+
+static int validate(rill_env *env, const char *call)
+{
+    if (atomic_load(&env->running))
+        return refuse_running(env, call);
+    return rill__plan_resolve(env);
+}
+
 RILL_API int rill_env_validate(rill_env *env)
 {
     if (!env)
         return RILL_EINVAL;
-    if (atomic_load(&env->running))
-        return rill__env_error(env, RILL_ESTATE,
-                               "rill_env_validate: a job of this environment is running");
-    return rill__plan_resolve(env);
+    return validate(env, "rill_env_validate");
 }
 
-RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
+/* rill_job_start, for call (the public function the host called). */
+static int start(rill_job **out, rill_env *env, const char *job_name, const char *call)
 {
     if (!out)
-        return env ? rill__env_error(env, RILL_EINVAL, "rill_job_start: out is NULL")
-                   : RILL_EINVAL;
+        return env ? rill__env_error(env, RILL_EINVAL, "%s: out is NULL", call) : RILL_EINVAL;
     *out = NULL;
-    int rc = rill_env_validate(env);
+    if (!env)
+        return RILL_EINVAL;
+    int rc = validate(env, call);
     if (rc)
         return rc;
     atomic_fetch_add(&env->running, 1);
     rill__job *job;
     if ((rc = rill__job_build(&job, env, job_name))) {
         atomic_fetch_sub(&env->running, 1);
-        return rill__env_error(env, rc, "rill_job_start: out of memory while starting the job");
+        return rill__env_error(env, rc, "%s: out of memory while starting the job", call);
     }
     if (env->restore_path) {
         char err[RILL__ERRMSG_MAX];
@@ -45,7 +61,7 @@ RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
     if ((rc = rill__ckpt_start(job))) {
         atomic_fetch_sub(&env->running, 1);
         rill__job_destroy(job);
-        return rill__env_error(env, rc, "rill_job_start: out of memory while starting the job");
+        return rill__env_error(env, rc, "%s: out of memory while starting the job", call);
     }
     if ((rc = rill__job_launch(job))) {
         rill__env_error(env, rc, "%s", job->errmsg);
@@ -53,7 +69,7 @@ RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
         return rc;
     }
     if ((rc = rill__restart_start(job))) {
-        rill__env_error(env, rc, "rill_job_start: out of memory while starting the job");
+        rill__env_error(env, rc, "%s: out of memory while starting the job", call);
         rill_job_free(job);
         return rc;
     }
@@ -62,10 +78,15 @@ RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
     return RILL_OK;
 }
 
+RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
+{
+    return start(out, env, job_name, "rill_job_start");
+}
+
 RILL_API int rill_env_execute(rill_env *env, const char *job_name)
 {
     rill_job *job;
-    int rc = rill_job_start(&job, env, job_name);
+    int rc = start(&job, env, job_name, "rill_env_execute");
     if (rc)
         return rc;
     rc = rill_job_wait(job);

@@ -151,10 +151,8 @@ static int assign_open(rill_ctx *op)
     a->max_ts = RILL_TS_MIN;
     op->priv = a;
     int64_t now = rill__proc_now(op);
-    op->idle_since = now;
     rill__op_wake(op, rill__time_add(now, op->st->job->wm_interval));
-    if (op->node->idle_timeout)
-        rill__op_wake(op, rill__time_add(now, op->node->idle_timeout));
+    rill__idle_start(op, now);
     return RILL_OK;
 }
 

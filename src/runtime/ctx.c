@@ -152,16 +152,45 @@ RILL_API void rill_ctx_set_error(rill_ctx *ctx, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The job whose subtask runs on this thread, and a call a callback of it
+ * made that its own job's environment refused (for the failure's message). */
+static _Thread_local const rill__job *thread_job;
+static _Thread_local const char *thread_refused;
+
+void rill__thread_job(const rill__job *job)
+{
+    thread_job = job;
+    thread_refused = NULL;
+}
+
+int rill__refuse_from_callback(const rill_env *env, const char *call)
+{
+    if (!thread_job || thread_job->env != env)
+        return 0;
+    thread_refused = call;
+    return 1;
+}
+
 int rill__user_fail(rill_ctx *op, const char *what, int rc)
 {
     /* A callback that returns the error of an emit into a stopping job
      * (RILL_ECANCELED) is not the cause of the stop. */
     if (rill__stopping(op))
         return RILL_ECANCELED;
-    if (op->user_err)
+    const char *why = op->user_err;
+    char refused[RILL__ERRMSG_MAX];
+    if (!why && thread_refused) {
+        rill__fmt(refused,
+                  "%s was called from a callback of this job; a callback cannot start or "
+                  "validate a job of its own environment",
+                  thread_refused);
+        thread_refused = NULL;
+        why = refused;
+    }
+    if (why)
         rill__job_fail(op->st->job, RILL_EUSER, op->node->name,
                        "operator '%s' (subtask %d/%d): %s returned %d: %s", op->node->name,
-                       op->subtask + 1, op->parallelism, what, rc, op->user_err);
+                       op->subtask + 1, op->parallelism, what, rc, why);
     else
         rill__job_fail(op->st->job, RILL_EUSER, op->node->name,
                        "operator '%s' (subtask %d/%d): %s returned %d", op->node->name,

@@ -11,6 +11,7 @@
 #include "graph/graph.h"
 #include "runtime/task.h"
 #include "runtime/timers.h"
+#include "state/state.h"
 #include "util/alloc.h"
 
 int rill__job_build(rill__job **out, rill_env *env, const char *name);
@@ -683,7 +684,7 @@ RILL_API rill_state *rill_harness_state(rill_harness *h, const char *name, const
     if (!c)
         return NULL;
     uint16_t kg = (uint16_t)(XXH3_64bits(key, key_len) % (uint64_t)h->job->max_parallelism);
-    return rill__op_set_key(c, key, key_len, kg) ? NULL : rill_ctx_state(c, sname);
+    return rill__op_set_key(c, key, key_len, kg) ? NULL : rill__state_find(c, sname);
 }
 
 RILL_API size_t rill_harness_timers(const rill_harness *h, int domain)

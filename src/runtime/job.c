@@ -146,6 +146,25 @@ static inline const char *next_rec(const char *q)
     return q + RILL__REC_SPACE(hd.len);
 }
 
+/* What handle() returns after a marker that leaves input idx idle: the
+ * records after it go through consume_idle. (A record's processing may
+ * return the same value only while the job stops, and never leaves the
+ * input idle.) */
+#define LEFT_IDLE 1
+
+static int marker(rill_ctx *h, int idx, const rill__rechdr *hd)
+{
+    int rc = hd->reserved == RILL__MARK_WATERMARK
+                 ? rill__wmtrack_watermark(h->track, h, idx, hd->ts)
+                 : rill__wmtrack_status(h->track, h, idx, hd->reserved == RILL__MARK_IDLE);
+    return rc ? rc : h->track->idle[idx] ? LEFT_IDLE : RILL_OK;
+}
+
+static inline int left_idle(const rill_ctx *h, int idx, int rc)
+{
+    return rc == LEFT_IDLE && h->track->idle[idx];
+}
+
 /* One record or marker at p of a buffer from input channel idx; keypt:
  * the key of a keyed operator. *space gets the bytes it takes. */
 static inline int handle(rill_ctx *h, int idx, const rill__part *keypt, const char *p,
@@ -155,9 +174,7 @@ static inline int handle(rill_ctx *h, int idx, const rill__part *keypt, const ch
     memcpy(&hd, p, sizeof hd);
     *space = RILL__REC_SPACE(hd.len);
     if (__builtin_expect(hd.reserved != RILL__MARK_DATA, 0))
-        return hd.reserved == RILL__MARK_WATERMARK
-                   ? rill__wmtrack_watermark(h->track, h, idx, hd.ts)
-                   : rill__wmtrack_status(h->track, h, idx, hd.reserved == RILL__MARK_IDLE);
+        return marker(h, idx, &hd);
     h->h.ts = hd.ts;
     if (keypt) {
         int rc = rill__op_key_from(h, keypt, p + sizeof hd, hd.len);
@@ -165,6 +182,26 @@ static inline int handle(rill_ctx *h, int idx, const rill__part *keypt, const ch
             return rc;
     }
     return h->node->def->process(h, p + sizeof hd, hd.len);
+}
+
+/* The n records and markers at p from input idx, which is idle: the first
+ * record makes it active again (a watermark does not). */
+static int consume_idle(rill_ctx *h, int idx, const rill__part *keypt, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rill__rechdr hd;
+        memcpy(&hd, p, sizeof hd);
+        int rc = RILL_OK;
+        if (hd.reserved == RILL__MARK_DATA && h->track->idle[idx])
+            rc = rill__wmtrack_status(h->track, h, idx, 0);
+        size_t space = RILL__REC_SPACE(hd.len);
+        if (!rc)
+            rc = handle(h, idx, keypt, p, &space);
+        if (rc && !left_idle(h, idx, rc))
+            return rc;
+        p += space;
+    }
+    return RILL_OK;
 }
 
 static int consume_keyed_bytes(rill_ctx *h, rill__buf *b, const rill__part *pt, int idx)
@@ -189,7 +226,7 @@ static int consume_keyed_bytes(rill_ctx *h, rill__buf *b, const rill__part *pt, 
         size_t space;
         int rc = handle(h, idx, pt, p, &space);
         if (rc)
-            return rc;
+            return left_idle(h, idx, rc) ? consume_idle(h, idx, pt, p + space, n - i - 1) : rc;
         p += space;
     }
     return RILL_OK;
@@ -214,16 +251,18 @@ int rill__subtask_consume(rill__subtask *st, const rill__event *ev, rill__chan *
     const rill__edge *edge = &h->node->in[from->input];
     h->input = edge->slot;
     int keyed = h->keyed && !(h->node->bc_input && edge->slot == 1);
-    if (h->track->idle[from->idx] && (rc = rill__wmtrack_status(h->track, h, from->idx, 0)))
-        return rc;
-    if (keyed && h->kv && !edge->part.key_fn && b->nrec > AHEAD)
-        return consume_keyed_bytes(h, b, &edge->part, from->idx);
     const rill__part *keypt = keyed ? &edge->part : NULL;
     const char *p = RILL__BUF_DATA(b);
+    int idx = from->idx;
+    if (h->track->idle[idx])
+        return consume_idle(h, idx, keypt, p, b->nrec);
+    if (keyed && h->kv && !edge->part.key_fn && b->nrec > AHEAD)
+        return consume_keyed_bytes(h, b, &edge->part, idx);
     for (size_t i = 0; i < b->nrec; i++) {
         size_t space;
-        if ((rc = handle(h, from->idx, keypt, p, &space)))
-            return rc;
+        if ((rc = handle(h, idx, keypt, p, &space)))
+            return left_idle(h, idx, rc) ? consume_idle(h, idx, keypt, p + space, b->nrec - i - 1)
+                                         : rc;
         p += space;
     }
     return RILL_OK;
@@ -322,10 +361,8 @@ int rill__subtask_open(rill__subtask *st)
                 return rc;
             }
         }
-        if (n->idle_timeout && n->def->is_source) {
-            op->idle_since = rill__proc_now(op);
-            rill__op_wake(op, rill__time_add(op->idle_since, n->idle_timeout));
-        }
+        if (n->idle_timeout && n->def->is_source)
+            rill__idle_start(op, rill__proc_now(op));
         if (n->open_hook && (rc = n->open_hook(op, n->ud)))
             return rill__user_fail(op, "open hook", rc);
         op->user_opened = 1;
@@ -383,6 +420,7 @@ static void *subtask_main(void *arg)
 {
     rill__subtask *st = arg;
     rill__job *job = st->job;
+    rill__thread_job(job);
     int rc = rill__subtask_open(st);
     if (!rc)
         rc = st->gate ? run_consumer(st) : run_source(st);
@@ -408,6 +446,7 @@ static void *subtask_main(void *arg)
     if (++job->n_exited == (int)job->n_subs)
         settle(job);
     pthread_mutex_unlock(&job->mu);
+    rill__thread_job(NULL);
     return NULL;
 }
 

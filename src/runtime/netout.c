@@ -73,50 +73,6 @@ static int append(rill__netout *o, rill__chan *c, const void *rec, size_t len, i
     return RILL_OK;
 }
 
-static int key_of(rill__netout *o, const void *rec, size_t len, const void **key,
-                  size_t *key_len)
-{
-    const rill__part *pt = &o->part;
-    if (!pt->key_fn) {
-        if (len < pt->key_off + pt->key_len) {
-            rill__job_fail(o->st->job, RILL_EINVAL, o->op_name,
-                           "key_by after '%s': record of %zu bytes has no key bytes [%zu, %zu)",
-                           o->op_name, len, pt->key_off, pt->key_off + pt->key_len);
-            return RILL_EINVAL;
-        }
-        *key = (const char *)rec + pt->key_off;
-        *key_len = pt->key_len;
-        return RILL_OK;
-    }
-    for (;;) {
-        size_t kl = o->keycap;
-        int rc = pt->key_fn(rec, len, o->keybuf, &kl, pt->key_ud);
-        if (rc) {
-            rill__job_fail(o->st->job, RILL_EUSER, o->op_name,
-                           "key function after '%s' returned %d", o->op_name, rc);
-            return RILL_EUSER;
-        }
-        if (kl <= o->keycap) {
-            *key = o->keybuf;
-            *key_len = kl;
-            return RILL_OK;
-        }
-        if (kl > RILL_KEY_MAX) {
-            rill__job_fail(o->st->job, RILL_EINVAL, o->op_name,
-                           "key function after '%s': key of %zu bytes exceeds %zu", o->op_name,
-                           kl, (size_t)RILL_KEY_MAX);
-            return RILL_EINVAL;
-        }
-        char *nb = rill__realloc(o->keybuf, kl);
-        if (!nb) {
-            rill__job_fail(o->st->job, RILL_ENOMEM, o->op_name, "out of memory for a key");
-            return RILL_ENOMEM;
-        }
-        o->keybuf = nb;
-        o->keycap = kl;
-    }
-}
-
 static uint64_t xorshift(uint64_t *s)
 {
     uint64_t x = *s;
@@ -151,7 +107,8 @@ int rill__netout_push(rill__netout *o, const void *rec, size_t len, int64_t ts)
     case RILL__PART_HASH: {
         const void *key;
         size_t kl;
-        int rc = key_of(o, rec, len, &key, &kl);
+        int rc = rill__record_key(o->st->job, o->op_name, 1, &o->part, rec, len, &o->keybuf,
+                                  &o->keycap, &key, &kl);
         if (rc)
             return rc;
         uint64_t kg = XXH3_64bits(key, kl) % (uint64_t)o->max_parallelism;

@@ -210,6 +210,12 @@ void rill__job_fail(rill__job *job, int code, const char *op_name, const char *f
 /* Report a user callback's non-zero result rc for operator op; returns
  * RILL_EUSER. what names the callback ("map function"). */
 int rill__user_fail(rill_ctx *op, const char *what, int rc);
+/* The calling thread runs a subtask of job from now on (NULL: no more). */
+void rill__thread_job(const rill__job *job);
+/* env refuses call (a static string naming it) because a job of env runs:
+ * when the caller is a callback of that job, note it for the message of the
+ * callback's failure and return 1; otherwise 0. */
+int rill__refuse_from_callback(const rill_env *env, const char *call);
 
 /* Is the job stopping? (cheap, for the record path) */
 static inline int rill__stopping(const rill_ctx *op)
@@ -292,9 +298,13 @@ int rill__out_watermark(rill_ctx *op, int64_t wm);
 int rill__out_status(rill_ctx *op, int idle);
 /* Ask for op's on_tick at processing time at (keeps the earlier). */
 void rill__op_wake(rill_ctx *op, int64_t at);
-/* Idleness of an operator with an idle timeout (sources, assigners): call
- * from its tick; marks its outputs idle after timeout ms without an emit
- * and asks for the next check. */
+/* Idleness of an operator with an idle timeout (sources, assigners), as
+ * Flink's WatermarksWithIdleness: only records count, watermarks do not.
+ * Start counting at processing time now (at open) and ask for the first
+ * check. */
+void rill__idle_start(rill_ctx *op, int64_t now);
+/* Call from its tick: marks its outputs idle when more than the timeout
+ * passed without an emit, and asks for the next check. */
 int rill__idle_check(rill_ctx *op, int64_t now);
 /* An idle operator emitted again: tell its outputs it is active. */
 int rill__idle_resume(rill_ctx *op);
@@ -311,7 +321,11 @@ static inline int64_t rill__time_add(int64_t t, int64_t d)
 int rill__subtask_tick(rill__subtask *st, int64_t now);
 
 /* Input watermarks of a task head with n inputs (channels, or edges under a
- * harness): the minimum over active inputs, never going backwards. */
+ * harness), as Flink's StatusWatermarkValve: the minimum over active inputs,
+ * never going backwards. Only a record makes an idle input active (the
+ * caller reports it with status 0 before the record); a watermark on an idle
+ * input is kept without making it active. When every input is idle, the
+ * highest watermark among them goes out before the idle status. */
 typedef struct rill__wmtrack {
     int n;
     int n_idle;
@@ -331,6 +345,24 @@ int rill__wmtrack_end(rill__wmtrack *t, rill_ctx *op, int i);
 /* Keyed operators: make a copy of key (key group kg) op's current key.
  * RILL_OK or RILL_ENOMEM. */
 int rill__op_set_key(rill_ctx *op, const void *key, size_t len, uint16_t kg);
+/* The key of record rec by pt into *key and *key_len: the record's bytes,
+ * or the key function's output in *buf (capacity *cap, grown as needed up
+ * to RILL_KEY_MAX). Failures fail job, naming operator op_name: the keyed
+ * operator itself (after 0) or the one whose key_by it is (after 1). */
+int rill__record_key_slow(rill__job *job, const char *op_name, int after, const rill__part *pt,
+                          const void *rec, size_t len, char **buf, size_t *cap,
+                          const void **key, size_t *key_len);
+static inline int rill__record_key(rill__job *job, const char *op_name, int after,
+                                   const rill__part *pt, const void *rec, size_t len, char **buf,
+                                   size_t *cap, const void **key, size_t *key_len)
+{
+    if (!pt->key_fn && len >= pt->key_off + pt->key_len) {
+        *key = (const char *)rec + pt->key_off;
+        *key_len = pt->key_len;
+        return RILL_OK;
+    }
+    return rill__record_key_slow(job, op_name, after, pt, rec, len, buf, cap, key, key_len);
+}
 /* Keyed operators: set op's current key from record rec of input edge e
  * (computing it with the edge's key function or bytes). */
 int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len);

@@ -1,5 +1,6 @@
 /* time.c - event time in the runtime: watermarks and idleness through
  * operators and outputs, input watermark tracking, ticks, current keys. */
+#include <stdarg.h>
 #include <string.h>
 
 #define XXH_INLINE_ALL
@@ -70,6 +71,21 @@ void rill__op_wake(rill_ctx *op, int64_t at)
         op->st->tick_at = at;
 }
 
+/* The first processing time at which op, last seen emitting at idle_since,
+ * is idle: more than its idle timeout later (Flink's rule: strictly more). */
+static int64_t idle_due(const rill_ctx *op)
+{
+    return rill__time_add(rill__time_add(op->idle_since, op->node->idle_timeout), 1);
+}
+
+void rill__idle_start(rill_ctx *op, int64_t now)
+{
+    op->idle_seen = op->h.emits;
+    op->idle_since = now;
+    if (op->node->idle_timeout)
+        rill__op_wake(op, idle_due(op));
+}
+
 int rill__idle_check(rill_ctx *op, int64_t now)
 {
     int64_t timeout = op->node->idle_timeout;
@@ -78,12 +94,12 @@ int rill__idle_check(rill_ctx *op, int64_t now)
     if (op->h.emits != op->idle_seen) {
         op->idle_seen = op->h.emits;
         op->idle_since = now;
-    } else if (now - op->idle_since >= timeout && !op->idle_out) {
+    } else if (now - op->idle_since > timeout && !op->idle_out) {
         int rc = rill__out_status(op, 1);
         if (rc)
             return rc;
     }
-    int64_t at = rill__time_add(op->idle_since, timeout);
+    int64_t at = idle_due(op);
     rill__op_wake(op, at > now ? at : rill__time_add(now, timeout));
     return RILL_OK;
 }
@@ -92,8 +108,7 @@ int rill__idle_resume(rill_ctx *op)
 {
     if (!op->idle_out || op->h.emits == op->idle_seen)
         return RILL_OK;
-    op->idle_seen = op->h.emits;
-    op->idle_since = rill__proc_now(op);
+    rill__idle_start(op, rill__proc_now(op));
     return rill__out_status(op, 0);
 }
 
@@ -175,25 +190,32 @@ static int advance(rill__wmtrack *t, rill_ctx *op)
     return rill__op_watermark(op, min);
 }
 
+/* Idle input i is active again. It counts in the minimum once its
+ * watermark (kept while it was idle) reached the last one given to op. */
 static int activate(rill__wmtrack *t, rill_ctx *op, int i)
 {
     if (!t->idle[i])
         return RILL_OK;
     t->idle[i] = 0;
     t->aligned[i] = t->wm[i] >= t->out;
-    if (t->n_idle-- == t->n)
-        return rill__out_status(op, 0);
-    return RILL_OK;
+    if (t->n_idle-- == t->n) {
+        int rc = rill__out_status(op, 0);
+        if (rc)
+            return rc;
+    }
+    return advance(t, op);
 }
 
 int rill__wmtrack_watermark(rill__wmtrack *t, rill_ctx *op, int i, int64_t wm)
 {
-    int rc = activate(t, op, i);
-    if (rc)
-        return rc;
-    if (wm > t->wm[i])
-        t->wm[i] = wm;
-    if (!t->aligned[i] && t->wm[i] >= t->out)
+    if (wm <= t->wm[i])
+        return RILL_OK;
+    t->wm[i] = wm;
+    /* An idle input stays idle (only a record makes it active): its
+     * watermark is kept and counts once it is active again. */
+    if (t->idle[i])
+        return RILL_OK;
+    if (!t->aligned[i] && wm >= t->out)
         t->aligned[i] = 1;
     return advance(t, op);
 }
@@ -205,14 +227,31 @@ int rill__wmtrack_status(rill__wmtrack *t, rill_ctx *op, int i, int idle)
     if (t->idle[i])
         return RILL_OK;
     t->idle[i] = 1;
-    if (++t->n_idle == t->n)
-        return rill__out_status(op, 1);
-    return advance(t, op);
+    if (++t->n_idle < t->n)
+        return advance(t, op);
+    /* Every input is idle, so none will move the minimum on: op first gets
+     * the highest watermark among them, then the idle status. */
+    int64_t max = t->wm[0];
+    for (int k = 1; k < t->n; k++)
+        if (t->wm[k] > max)
+            max = t->wm[k];
+    if (max > t->out) {
+        t->out = max;
+        int rc = rill__op_watermark(op, max);
+        if (rc)
+            return rc;
+    }
+    return rill__out_status(op, 1);
 }
 
 int rill__wmtrack_end(rill__wmtrack *t, rill_ctx *op, int i)
 {
-    return rill__wmtrack_watermark(t, op, i, RILL_TS_MAX);
+    /* An ended input holds nothing back, idle or not. */
+    t->wm[i] = RILL_TS_MAX;
+    if (t->idle[i])
+        return activate(t, op, i);
+    t->aligned[i] = 1;
+    return advance(t, op);
 }
 
 /* ---- current keys --------------------------------------------------- */
@@ -234,49 +273,77 @@ int rill__op_set_key(rill_ctx *op, const void *key, size_t len, uint16_t kg)
     return RILL_OK;
 }
 
-int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len)
+/* Fail job for a key of operator op_name: the keyed operator's own (after
+ * 0) or the key_by's after it (after 1); fmt says what went wrong. */
+static void key_fail(rill__job *job, int code, const char *op_name, int after, const char *fmt,
+                     ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+static void key_fail(rill__job *job, int code, const char *op_name, int after, const char *fmt,
+                     ...)
 {
-    const char *name = op->node->name;
-    rill__job *job = op->st->job;
+    char what[RILL__ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    rill__vfmt(what, fmt, ap);
+    va_end(ap);
+    rill__job_fail(job, code, op_name, "%s '%s': %s", after ? "key_by after" : "operator",
+                   op_name, what);
+}
+
+int rill__record_key_slow(rill__job *job, const char *op_name, int after, const rill__part *pt,
+                          const void *rec, size_t len, char **buf, size_t *cap,
+                          const void **key, size_t *key_len)
+{
     if (!pt->key_fn) {
-        if (len < pt->key_off + pt->key_len) {
-            rill__job_fail(job, RILL_EINVAL, name,
-                           "operator '%s': record of %zu bytes has no key bytes [%zu, %zu)",
-                           name, len, pt->key_off, pt->key_off + pt->key_len);
+        key_fail(job, RILL_EINVAL, op_name, after,
+                 "record of %zu bytes has no key bytes [%zu, %zu)", len, pt->key_off,
+                 pt->key_off + pt->key_len);
+        return RILL_EINVAL;
+    }
+    for (;;) {
+        size_t kl = *cap;
+        int rc = pt->key_fn(rec, len, *buf, &kl, pt->key_ud);
+        if (rc) {
+            key_fail(job, RILL_EUSER, op_name, after, "key function returned %d", rc);
+            return RILL_EUSER;
+        }
+        if (kl <= *cap) {
+            *key = *buf;
+            *key_len = kl;
+            return RILL_OK;
+        }
+        if (kl > RILL_KEY_MAX) {
+            key_fail(job, RILL_EINVAL, op_name, after,
+                     "key function returned length %zu, above RILL_KEY_MAX (%zu)", kl,
+                     (size_t)RILL_KEY_MAX);
             return RILL_EINVAL;
         }
-        op->key = (const char *)rec + pt->key_off;
-        op->key_len = pt->key_len;
-    } else {
-        for (;;) {
-            size_t kl = op->keycap;
-            int rc = pt->key_fn(rec, len, op->keybuf, &kl, pt->key_ud);
-            if (rc) {
-                rill__job_fail(job, RILL_EUSER, name,
-                               "operator '%s': key function returned %d", name, rc);
-                return RILL_EUSER;
-            }
-            if (kl <= op->keycap) {
-                op->key = op->keybuf;
-                op->key_len = kl;
-                break;
-            }
-            if (kl > RILL_KEY_MAX) {
-                rill__job_fail(job, RILL_EINVAL, name,
-                               "operator '%s': key of %zu bytes exceeds %zu", name, kl,
-                               (size_t)RILL_KEY_MAX);
-                return RILL_EINVAL;
-            }
-            char *nb = rill__realloc(op->keybuf, kl);
-            if (!nb) {
-                rill__job_fail(job, RILL_ENOMEM, name, "operator '%s': out of memory for a key",
-                               name);
-                return RILL_ENOMEM;
-            }
-            op->keybuf = nb;
-            op->keycap = kl;
+        char *nb = rill__realloc(*buf, kl);
+        if (!nb) {
+            key_fail(job, RILL_ENOMEM, op_name, after, "out of memory for a key of %zu bytes",
+                     kl);
+            return RILL_ENOMEM;
         }
+        *buf = nb;
+        *cap = kl;
     }
-    op->kg = (uint16_t)(XXH3_64bits(op->key, op->key_len) % (uint64_t)job->max_parallelism);
+}
+
+int rill__op_key_from(rill_ctx *op, const rill__part *pt, const void *rec, size_t len)
+{
+    rill__job *job = op->st->job;
+    const void *key;
+    size_t kl;
+    int rc = rill__record_key(job, op->node->name, 0, pt, rec, len, &op->keybuf, &op->keycap,
+                              &key, &kl);
+    if (rc)
+        return rc;
+    op->key = key;
+    op->key_len = kl;
+    op->kg = (uint16_t)(XXH3_64bits(key, kl) % (uint64_t)job->max_parallelism);
     return RILL_OK;
 }

@@ -383,12 +383,41 @@ void rill__state_prefetch(rill_ctx *op, uint16_t kg, const void *key, size_t key
     }
 }
 
+rill_state *rill__state_find(rill_ctx *op, const char *name)
+{
+    for (size_t i = 0; i < op->n_states; i++)
+        if (!strcmp(op->states[i]->d->name, name))
+            return op->states[i];
+    return NULL;
+}
+
 RILL_API rill_state *rill_ctx_state(rill_ctx *ctx, const char *name)
 {
     if (!ctx || !name)
         return NULL;
-    for (size_t i = 0; i < ctx->n_states; i++)
-        if (!strcmp(ctx->states[i]->d->name, name))
-            return ctx->states[i];
+    rill_state *st = rill__state_find(ctx, name);
+    if (st)
+        return st;
+    /* The state calls refuse the NULL handle, and the callback's failure
+     * then says why. */
+    if (!ctx->n_states) {
+        set_user_err(ctx,
+                     "rill_ctx_state: no state '%s' is declared on this operator (it declares "
+                     "none; see rill_stream_add_state)",
+                     name);
+        return NULL;
+    }
+    char list[RILL__ERRMSG_MAX];
+    size_t used = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < ctx->n_states && used < sizeof list; i++) {
+        int n = snprintf(list + used, sizeof list - used, "%s'%s'", i ? ", " : "",
+                         ctx->states[i]->d->name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    set_user_err(ctx, "rill_ctx_state: no state '%s' is declared on this operator (declared: %s)",
+                 name, list);
     return NULL;
 }

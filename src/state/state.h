@@ -24,5 +24,8 @@ void rill__state_close(rill_ctx *op);
 int rill__state_maintain(rill_ctx *op, int64_t now);
 /* Write every dirty cached entry to LMDB (checkpoint barriers). */
 int rill__state_flush(rill_ctx *op);
+/* The handle of the state called name, or NULL (rill_ctx_state without its
+ * message). */
+rill_state *rill__state_find(rill_ctx *op, const char *name);
 
 #endif
