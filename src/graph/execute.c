@@ -42,7 +42,7 @@ RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
             return rill__env_error(env, rc, "%s", err[0] ? err : rill_strerror(rc));
         }
     }
-    if ((rc = rill__ckpt_start(job))) {
+    if ((rc = rill__ckpt_start(job)) || (rc = rill__stop_init(job))) {
         atomic_fetch_sub(&env->running, 1);
         rill__job_destroy(job);
         return rill__env_error(env, rc, "rill_job_start: out of memory while starting the job");
@@ -52,7 +52,7 @@ RILL_API int rill_job_start(rill_job **out, rill_env *env, const char *job_name)
         rill_job_free(job);
         return rc;
     }
-    if ((rc = rill__restart_start(job))) {
+    if ((rc = rill__restart_start(job)) || (rc = rill__stop_start(job))) {
         rill__env_error(env, rc, "rill_job_start: out of memory while starting the job");
         rill_job_free(job);
         return rc;
