@@ -978,10 +978,10 @@ RILL_API int rill_job_cancel(rill_job *job);
  * the savepoint cannot be taken (no directory set, a write failed...) the
  * job stops all the same and rill_job_wait returns why. Without the flag:
  * as rill_job_cancel, also while a savepoint of an earlier request is
- * being taken. Async-signal-safe: a signal handler may call it (but no
- * callback of the job). RILL_OK when the request is recorded (a second
- * one is a no-op, but for a cancel), RILL_ESTATE when the job has ended,
- * RILL_EINVAL for a NULL job or an unknown flag.
+ * being taken. Async-signal-safe: a signal handler may call it, and so
+ * may a callback of the job. RILL_OK when the request is recorded (a
+ * second one does nothing more, but for a cancel), RILL_ESTATE when the
+ * job has ended, RILL_EINVAL for a NULL job or an unknown flag.
  */
 RILL_API int rill_job_request_stop(rill_job *job, int flags);
 /** rill_job_request_stop for the job of env that runs, or, when none

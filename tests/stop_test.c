@@ -38,6 +38,7 @@ static atomic_int g_block_hook;   /* ... and waits for a closed generator */
 static _Atomic(rill_env *) g_env; /* for the signal handlers */
 static _Atomic(rill_job *) g_job;
 static atomic_int g_flags; /* flags the handlers pass */
+static atomic_ullong g_ask_at = UINT64_MAX; /* the generator asks g_env to stop here */
 
 static int gen(rill_ctx *ctx, uint64_t i, void *ud)
 {
@@ -45,6 +46,8 @@ static int gen(rill_ctx *ctx, uint64_t i, void *ud)
     if (atomic_load(&g_slow) && i % SLOW_EVERY == 0)
         sleep_ms(1);
     atomic_fetch_add(&g_made, 1);
+    if (i == atomic_load(&g_ask_at))
+        rill_env_request_stop(atomic_load(&g_env), RILL_STOP_SAVEPOINT);
     item it = {i % KEYS, 1};
     return rill_emit(ctx, &it, sizeof it);
 }
@@ -468,6 +471,24 @@ Test(stop, an_environment_request_made_before_the_job_starts_stops_it_at_once)
     cr_assert_str_eq(rill_env_errmsg(env), want);
     cr_assert_lt(atomic_load(&g_made), N_RECORDS, "the job ran to its end");
     atomic_store(&g_env, NULL);
+    rill_env_free(env);
+    restore_and_check(&c, sp);
+}
+
+Test(stop, a_callback_of_the_job_may_ask_for_the_stop)
+{
+    cfg c = {"callback", N_RECORDS, 1, 1, 0, NULL, 0};
+    rill_env *env = build_ok(&c);
+    atomic_store(&g_slow, 1);
+    atomic_store(&g_env, env);
+    atomic_store(&g_ask_at, 1000);
+    cr_assert_eq(rill_env_execute(env, "stopped"), RILL_ECANCELED, "%s", rill_env_errmsg(env));
+    char sp[400], want[500];
+    savepoint_path(sp, sizeof sp, &c, 1, 0);
+    snprintf(want, sizeof want, "job 'stopped' was stopped with a savepoint in '%s'", sp);
+    cr_assert_str_eq(rill_env_errmsg(env), want);
+    atomic_store(&g_env, NULL);
+    atomic_store(&g_ask_at, UINT64_MAX);
     rill_env_free(env);
     restore_and_check(&c, sp);
 }
