@@ -861,6 +861,12 @@ RILL_API int rill_env_set_restore(rill_env *env, const char *path,
  *  cannot be written, RILL_ETIMEDOUT after the checkpoint timeout,
  *  RILL_ECANCELED when the job ends first. */
 RILL_API int rill_job_savepoint(rill_job *job, const char *dir, int stop);
+/** Directory under which a stop request with RILL_STOP_SAVEPOINT
+ *  (rill_job_request_stop) writes its savepoint, as dir/savepoint-<n>,
+ *  n = 1, 2, ... in the order they are taken (Flink's
+ *  state.savepoints.dir; dir copied, created when missing; NULL: none,
+ *  the default). RILL_EINVAL for an empty dir. */
+RILL_API int rill_env_set_savepoint_dir(rill_env *env, const char *dir);
 #define RILL_RESTART_NONE 0        /* a failure ends the job (default) */
 #define RILL_RESTART_FIXED_DELAY 1 /* restart after delay_ms each time */
 #define RILL_RESTART_BACKOFF 2     /* delay_ms, doubling up to max_delay_ms */
@@ -989,6 +995,33 @@ RILL_API int rill_job_wait(rill_job *job);
 /** Ask the job to stop; returns at once (use rill_job_wait). Safe from any
  *  thread, but not from the job's own callbacks (return an error instead). */
 RILL_API int rill_job_cancel(rill_job *job);
+
+/** Flag of rill_job_request_stop: take a savepoint before stopping. */
+#define RILL_STOP_SAVEPOINT 1
+
+/**
+ * Ask the job to stop; returns at once, and a thread of the job does the
+ * work. With RILL_STOP_SAVEPOINT in flags, it first takes a savepoint
+ * into the directory of rill_env_set_savepoint_dir; the job then ends
+ * RILL_JOB_CANCELED, rill_job_wait returns RILL_ECANCELED and
+ * rill_job_errmsg and rill_job_stop_savepoint name the savepoint. When
+ * the savepoint cannot be taken (no directory set, a write failed...) the
+ * job stops all the same and rill_job_wait returns why. Without the flag:
+ * as rill_job_cancel, also while a savepoint of an earlier request is
+ * being taken. Async-signal-safe: a signal handler may call it, and so
+ * may a callback of the job. RILL_OK when the request is recorded (a
+ * second one does nothing more, but for a cancel), RILL_ESTATE when the
+ * job has ended, RILL_EINVAL for a NULL job or an unknown flag.
+ */
+RILL_API int rill_job_request_stop(rill_job *job, int flags);
+/** rill_job_request_stop for the job of env that runs, or, when none
+ *  does, the next one started from env (which then stops at once).
+ *  Async-signal-safe. RILL_OK, or RILL_EINVAL for a NULL env or an
+ *  unknown flag. */
+RILL_API int rill_env_request_stop(rill_env *env, int flags);
+/** Directory of the savepoint a stop request took, or NULL; borrowed,
+ *  valid until rill_job_free. */
+RILL_API const char *rill_job_stop_savepoint(const rill_job *job);
 /** Current status (a rill_job_state value). */
 RILL_API int rill_job_status(const rill_job *job);
 /** Why the job failed, or that it was canceled ("" otherwise); borrowed,

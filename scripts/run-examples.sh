@@ -204,6 +204,49 @@ EOF
     pass "$name"
 }
 
+# graceful_stop: stopped by SIGTERM (-k) with a savepoint, restored (-r)
+# and stopped again, restored again: the final counts are those of a run
+# that was never stopped.
+check_graceful_stop() {
+    name=$1 bin=$2
+    work=$tmp/graceful
+    want=$tmp/graceful.expected
+    : >"$want"
+    for p in 0 1 2 3 4 5 6 7 8 9; do
+        echo "page $p: 10000 views" >>"$want"
+    done
+    echo "total: 100000 views" >>"$want"
+
+    restore=
+    for k in 1 2; do
+        # Stop k: SIGTERM once view 20000k is generated.
+        "$bin" -k $((20000 * k)) ${restore:+-r "$restore"} "$work" >"$tmp/out" 2>"$tmp/err"
+        exited_badly $? "stop $k: " && return
+        restore=$(sed -n 's/^savepoint: //p' "$tmp/out")
+        if [ "$restore" != "$work/savepoints/savepoint-$k" ]; then
+            fail "$name" "stop $k: expected 'savepoint: $work/savepoints/savepoint-$k'"
+            show "$tmp/out"
+            return
+        fi
+        if [ ! -f "$restore/_metadata" ]; then
+            fail "$name" "stop $k: $restore is not a complete savepoint"
+            return
+        fi
+    done
+    "$bin" -r "$restore" "$work" >"$tmp/out" 2>"$tmp/err"
+    exited_badly $? "restored: " && return
+    differs "$want" "restored: counts differ from a run that was never stopped" && return
+
+    # Without a directory, a usage message and exit status 2.
+    "$bin" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -ne 2 ] || ! grep -q '^usage: ' "$tmp/err"; then
+        fail "$name" "no arguments: expected a usage message and exit status 2, got $rc"
+        return
+    fi
+    pass "$name"
+}
+
 check_other() {
     name=$1 bin=$2
     "$bin" >"$tmp/out" 2>"$tmp/err"
@@ -225,6 +268,7 @@ for bin in "$dir"/*; do
         wordcount) check_wordcount "$name" "$bin" ;;
         temperature_alert) check_temperature_alert "$name" "$bin" ;;
         fraud_detection)   check_fraud_detection "$name" "$bin" ;;
+        graceful_stop)     check_graceful_stop "$name" "$bin" ;;
         *)         check_other "$name" "$bin" ;;
     esac
 done

@@ -21,6 +21,9 @@ RILL_API rill_env *rill_env_new(void)
         return NULL;
     atomic_init(&env->refs, 1);
     atomic_init(&env->running, 0);
+    atomic_init(&env->stop_pending, 0);
+    atomic_init(&env->stop_live, NULL);
+    atomic_init(&env->stop_users, 0);
     env->max_parallelism = 128;
     /* The number of online CPUs, within the default max parallelism. */
     int cpus = online_cpus();
@@ -69,6 +72,7 @@ static void env_destroy(rill_env *env)
     rill__free(env->state_dir);
     rill__free(env->ckpt_dir);
     rill__free(env->restore_path);
+    rill__free(env->savepoint_dir);
     rill__free(env);
 }
 

@@ -97,6 +97,23 @@ RILL_API int rill_env_set_restore(rill_env *env, const char *path, int allow_non
     return RILL_OK;
 }
 
+RILL_API int rill_env_set_savepoint_dir(rill_env *env, const char *dir)
+{
+    if (!env)
+        return RILL_EINVAL;
+    int rc = busy(env, "rill_env_set_savepoint_dir");
+    if (rc)
+        return rc;
+    char *d = NULL;
+    if (dir && !*dir)
+        return rill__env_error(env, RILL_EINVAL, "savepoint directory is empty");
+    if (dir && !(d = rill__strdup(dir)))
+        return rill__env_error(env, RILL_ENOMEM, "out of memory");
+    rill__free(env->savepoint_dir);
+    env->savepoint_dir = d;
+    return RILL_OK;
+}
+
 RILL_API int rill_env_set_restart_strategy(rill_env *env, int kind, int attempts,
                                            int64_t delay_ms, int64_t max_delay_ms)
 {

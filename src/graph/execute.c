@@ -58,7 +58,7 @@ static int start(rill_job **out, rill_env *env, const char *job_name, const char
             return rill__env_error(env, rc, "%s", err[0] ? err : rill_strerror(rc));
         }
     }
-    if ((rc = rill__ckpt_start(job))) {
+    if ((rc = rill__ckpt_start(job)) || (rc = rill__stop_init(job))) {
         atomic_fetch_sub(&env->running, 1);
         rill__job_destroy(job);
         return rill__env_error(env, rc, "%s: out of memory while starting the job", call);
@@ -68,7 +68,7 @@ static int start(rill_job **out, rill_env *env, const char *job_name, const char
         rill_job_free(job);
         return rc;
     }
-    if ((rc = rill__restart_start(job))) {
+    if ((rc = rill__restart_start(job)) || (rc = rill__stop_start(job))) {
         rill__env_error(env, rc, "%s: out of memory while starting the job", call);
         rill_job_free(job);
         return rc;

@@ -40,6 +40,13 @@ struct rill_env {
     int restart_attempts;
     int64_t restart_delay, restart_max_delay;
     int restore_allow_unknown;
+    char *savepoint_dir; /* stop requests with a savepoint write under it, or NULL */
+    /* Stop requests (runtime/stop.c), touched by signal handlers: lock-free
+     * atomics only. Requests no job took yet; the stopper of the job that
+     * runs, or NULL; handlers using it now. */
+    atomic_int stop_pending;
+    struct rill__stopper *_Atomic stop_live;
+    atomic_int stop_users;
 
     rill__node **nodes;
     size_t n_nodes, cap_nodes;

@@ -8,7 +8,6 @@
  * every subtask runs; one that is pending when a subtask finishes, fails
  * or times out is discarded and the job goes on.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "state/snapshot.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/dirnum.h"
 #include "util/log.h"
 
 static int64_t wall_ms(void)
@@ -335,17 +335,7 @@ int rill__ckpt_make_dir(const char *d, char *err)
 /* The largest n of the chk-<n> directories under dir (0 when none). */
 static int64_t largest_id(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    long long best = 0, n;
-    char tail;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (sscanf(e->d_name, "chk-%lld%c", &n, &tail) == 1 && n > best)
-            best = n;
-    closedir(d);
-    return best;
+    return rill__dir_largest(dir, "chk-");
 }
 
 /* Remove what a discarded checkpoint or savepoint left. */
@@ -644,23 +634,27 @@ void rill__ckpt_free(rill__job *job)
     job->ckpt = NULL;
 }
 
-RILL_API int rill_job_savepoint(rill_job *root, const char *dir, int stop)
+int rill__ckpt_savepoint(rill__job *root, const char *dir, char *err)
 {
-    if (!root || !dir || !*dir)
-        return RILL_EINVAL;
     rill__job *job = rill__current(root);
     rill__ckpt *c = job->ckpt;
-    if (!c)
-        return RILL_ESTATE;
-    char err[RILL__ERRMSG_MAX];
     err[0] = '\0';
+    if (!c) {
+        rill__fmt(err, "the job does not run");
+        return RILL_ESTATE;
+    }
     int rc = rill__ckpt_make_dir(dir, err);
     pthread_mutex_lock(&job->mu);
-    if (!rc && (c->sp_dir || c->stop))
+    if (!rc && (c->sp_dir || c->stop)) {
         rc = RILL_ESTATE;
+        rill__fmt(err, "%s", c->sp_dir ? "another savepoint is being taken"
+                                       : "the job does not run");
+    }
     char *d = rc ? NULL : rill__strdup(dir);
-    if (!rc && !d)
+    if (!rc && !d) {
         rc = RILL_ENOMEM;
+        rill__fmt(err, "out of memory");
+    }
     if (rc) {
         pthread_mutex_unlock(&job->mu);
         return rc;
@@ -672,10 +666,21 @@ RILL_API int rill_job_savepoint(rill_job *root, const char *dir, int stop)
         pthread_cond_wait(&c->cv, &job->mu);
     rc = c->sp_rc;
     if (rc)
-        rill__log(RILL_LOG_WARN, "job '%s': savepoint into '%s': %s", job->name, dir, c->sp_err);
+        rill__fmt(err, "%s", c->sp_err);
     c->sp_dir = NULL;
     pthread_mutex_unlock(&job->mu);
     rill__free(d);
+    return rc;
+}
+
+RILL_API int rill_job_savepoint(rill_job *root, const char *dir, int stop)
+{
+    if (!root || !dir || !*dir)
+        return RILL_EINVAL;
+    char err[RILL__ERRMSG_MAX];
+    int rc = rill__ckpt_savepoint(root, dir, err);
+    if (rc && rc != RILL_ESTATE)
+        rill__log(RILL_LOG_WARN, "job '%s': savepoint into '%s': %s", root->name, dir, err);
     if (!rc && stop)
         rill_job_cancel(root);
     return rc;

@@ -413,6 +413,7 @@ static void settle(rill__job *job)
         job->result = RILL_ECANCELED;
         rill__fmt(job->errmsg, "job '%s' was canceled", job->name);
     }
+    rill__stop_settled(job);
     atomic_fetch_sub(&job->env->running, 1);
 }
 

@@ -125,6 +125,7 @@ static void *supervise(void *arg)
             rill__attempt_cancel(next);
         pthread_mutex_unlock(&rs->mu);
     }
+    rill__stop_ended(root); /* before rill_job_wait may return */
     rs->done = 1;
     pthread_cond_broadcast(&rs->cv);
     pthread_mutex_unlock(&rs->mu);
@@ -192,7 +193,7 @@ RILL_API int rill_job_wait(rill_job *job)
         return RILL_EINVAL;
     rill__restarter *rs = job->rs;
     if (!rs)
-        return rill__attempt_wait(job);
+        return rill__stop_result(job, rill__attempt_wait(job));
     pthread_mutex_lock(&rs->mu);
     while (!rs->done)
         pthread_cond_wait(&rs->cv, &rs->mu);
@@ -200,7 +201,7 @@ RILL_API int rill_job_wait(rill_job *job)
     int canceled = rs->canceled;
     pthread_mutex_unlock(&rs->mu);
     int rc = rill__attempt_wait(a);
-    return canceled ? RILL_ECANCELED : rc;
+    return rill__stop_result(job, canceled ? RILL_ECANCELED : rc);
 }
 
 RILL_API int rill_job_cancel(rill_job *job)
@@ -218,10 +219,9 @@ RILL_API int rill_job_cancel(rill_job *job)
     return rill__attempt_cancel(a);
 }
 
-RILL_API int rill_job_status(const rill_job *job)
+/* The status of the job's attempts. */
+static int attempts_status(const rill_job *job)
 {
-    if (!job)
-        return RILL_EINVAL;
     rill__restarter *rs = job->rs;
     if (!rs)
         return rill__attempt_status(job);
@@ -236,9 +236,17 @@ RILL_API int rill_job_status(const rill_job *job)
     return done || s != RILL_JOB_FAILED ? s : RILL_JOB_RUNNING;
 }
 
+RILL_API int rill_job_status(const rill_job *job)
+{
+    return job ? rill__stop_status(job, attempts_status(job)) : RILL_EINVAL;
+}
+
 RILL_API const char *rill_job_errmsg(const rill_job *job)
 {
-    return job ? rill__attempt_errmsg(rill__current(job)) : "";
+    if (!job)
+        return "";
+    const char *msg = rill__attempt_errmsg(rill__current(job));
+    return rill__stop_errmsg(job, attempts_status(job), msg);
 }
 
 RILL_API const char *rill_job_failed_operator(const rill_job *job)
@@ -262,6 +270,7 @@ RILL_API void rill_job_free(rill_job *job)
         return;
     rill_job_cancel(job);
     rill_job_wait(job);
+    rill__stop_free(job);
     rill__restart_free(job);
     rill__job_destroy(job);
 }

@@ -17,6 +17,7 @@
 
 typedef struct rill__subtask rill__subtask;
 typedef struct rill_job rill__job;
+typedef struct rill__stopper rill__stopper;
 
 /* What an operator kind provides to the runtime. */
 typedef struct rill__opdef {
@@ -190,6 +191,7 @@ struct rill_job {
     struct rill__ckpt *ckpt; /* checkpointing, or NULL */
     struct rill__restore *restore; /* the snapshot the job starts from, or NULL */
     struct rill__restarter *rs;    /* restart strategy (first attempt only), or NULL */
+    struct rill__stopper *stop;    /* stop requests (public jobs only), or NULL */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int n_finished; /* subtasks that ended normally */
@@ -411,6 +413,10 @@ void rill__ckpt_wake(rill__job *job);
 int rill__ckpt_start(rill__job *job);
 void rill__ckpt_stop(rill__job *job);
 void rill__ckpt_free(rill__job *job);
+/* Take a savepoint of the job (the attempt that runs now) into dir and
+ * wait for it; RILL_OK, or an error with a message in err
+ * (RILL__ERRMSG_MAX bytes). */
+int rill__ckpt_savepoint(rill__job *root, const char *dir, char *err);
 
 /* Restore (restore.c): find and check the snapshot at path for job; give
  * an operator subtask its state or source position; the checkpoint id. */
@@ -431,6 +437,25 @@ rill__job *rill__current(const rill__job *job);
 /* Start the restart supervisor of a launched job (restart.c). */
 int rill__restart_start(rill__job *job);
 void rill__restart_free(rill__job *job);
+
+/* Stop requests (stop.c). Before the job's threads are launched: set up
+ * its stop requests (RILL_ENOMEM); once the job is started: start the
+ * thread that acts on them. */
+int rill__stop_init(rill__job *job);
+int rill__stop_start(rill__job *job);
+/* The job ended: with job->mu held, as an attempt settles (the end of a
+ * job without restart strategy); from the restart supervisor (the end of
+ * one with). Requests are refused from then on. */
+void rill__stop_settled(rill__job *job);
+void rill__stop_ended(rill__job *job);
+/* What the public calls report about a job whose own result is rc /
+ * status / errmsg: a stop request that took a savepoint, or could not,
+ * says so. rill__stop_result waits until the request is done. */
+int rill__stop_result(rill__job *job, int rc);
+int rill__stop_status(const rill__job *job, int status);
+const char *rill__stop_errmsg(const rill__job *job, int status, const char *msg);
+/* Wait for the stop thread to end and free what the requests use. */
+void rill__stop_free(rill__job *job);
 
 /* Launch the threads of a built job (job.c). */
 int rill__job_launch(rill__job *job);
