@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "graph/graph.h"
+#include "runtime/statedir.h"
 #include "runtime/task.h"
 #include "state/prefetch.h"
 #include "state/state.h"
@@ -278,14 +279,17 @@ static int open_state(rill_ctx *op)
 {
     rill__job *job = op->st->job;
     const char *uid = op->node->resolved_uid ? op->node->resolved_uid : op->node->name;
-    char dir[4096];
-    int len = snprintf(dir, sizeof dir, "%s/", job->state_dir);
-    for (const char *c = uid; *c && len < (int)sizeof dir - 16; c++)
-        dir[len++] = *c == '/' ? '_' : *c;
-    snprintf(dir + len, sizeof dir - (size_t)len, "/%d", op->subtask);
-    char err[RILL__ERRMSG_MAX];
+    char dir[4096], err[RILL__ERRMSG_MAX];
     err[0] = 0;
-    int rc = rill__state_open(op, dir, job->cache_bytes, err);
+    int rc;
+    const char *top = rill__state_dir_open(job, &rc, err);
+    if (top) {
+        int len = snprintf(dir, sizeof dir, "%s/", top);
+        for (const char *c = uid; *c && len < (int)sizeof dir - 16; c++)
+            dir[len++] = *c == '/' ? '_' : *c;
+        snprintf(dir + len, sizeof dir - (size_t)len, "/%d", op->subtask);
+        rc = rill__state_open(op, dir, job->cache_bytes, err);
+    }
     if (!rc && op->kv) {
         op->maintain_at = rill__proc_now(op) + 1000;
         rill__op_wake(op, op->maintain_at);

@@ -174,7 +174,8 @@ struct rill_job {
     int max_parallelism;
     int64_t wm_interval;  /* periodic watermarks, ms */
     size_t cache_bytes;   /* keyed state cache per operator subtask */
-    char *state_dir;      /* this job's working state directory */
+    char *state_dir;      /* working state directory, NULL until made (statedir.c) */
+    int state_fd;         /* holds it while the job lives */
     struct rill_harness *harness; /* set when a harness runs the job */
     int64_t clock;        /* processing time under a harness */
 
