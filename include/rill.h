@@ -839,16 +839,21 @@ RILL_API int rill_env_set_checkpoints_retained(rill_env *env, int n);
  *  the default) or delete them (0). Checkpoints of a job that finished or
  *  failed are always kept. */
 RILL_API int rill_env_set_checkpoint_retain_on_cancel(rill_env *env, int retain);
+/* Flags of rill_env_set_restore. */
+#define RILL_RESTORE_ALLOW_NON_RESTORED 1 /* skip state of uids the job lacks */
+#define RILL_RESTORE_IF_EXISTS 2          /* no checkpoint there: start empty */
 /** Start the jobs of env from a snapshot (path copied; NULL: start
  *  empty): a checkpoint directory (one with a _metadata file) or a
  *  directory of checkpoints, meaning its latest complete one. State maps
  *  to operators by uid and state name; keyed state is redistributed by
- *  key group when parallelisms differ. State of an operator uid the job
- *  does not have fails the start (RILL_EINVAL) unless allow_non_restored
- *  is non-zero. A missing or corrupt snapshot fails the start with
- *  RILL_ENOTFOUND or RILL_ECORRUPT naming the file. */
-RILL_API int rill_env_set_restore(rill_env *env, const char *path,
-                                  int allow_non_restored);
+ *  key group when parallelisms differ. flags: 0 or an OR of
+ *  RILL_RESTORE_*. State of an operator uid the job does not have fails
+ *  the start (RILL_EINVAL) unless RILL_RESTORE_ALLOW_NON_RESTORED is set.
+ *  A path that does not exist or holds no checkpoint fails the start with
+ *  RILL_ENOTFOUND, unless RILL_RESTORE_IF_EXISTS is set: then the job
+ *  starts empty. A corrupt snapshot fails the start with RILL_ECORRUPT
+ *  naming the file, one that cannot be read with RILL_EIO. */
+RILL_API int rill_env_set_restore(rill_env *env, const char *path, int flags);
 /** Take a savepoint of the running job into dir (created when missing;
  *  never deleted by rill): a checkpoint taken now, on demand, with its
  *  files and _metadata directly in dir, usable with rill_env_set_restore.

@@ -38,7 +38,7 @@ struct rill_env {
     int restart_kind;
     int restart_attempts;
     int64_t restart_delay, restart_max_delay;
-    int restore_allow_unknown;
+    int restore_flags; /* RILL_RESTORE_* */
 
     rill__node **nodes;
     size_t n_nodes, cap_nodes;

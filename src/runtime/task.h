@@ -377,9 +377,11 @@ int rill__ckpt_start(rill__job *job);
 void rill__ckpt_stop(rill__job *job);
 void rill__ckpt_free(rill__job *job);
 
-/* Restore (restore.c): find and check the snapshot at path for job; give
- * an operator subtask its state or source position; the checkpoint id. */
-int rill__restore_prepare(rill__job *job, const char *path, int allow_unknown, char *err);
+/* Restore (restore.c): find and check the snapshot at path for job
+ * (flags: RILL_RESTORE_*; with RILL_RESTORE_IF_EXISTS and none there,
+ * RILL_OK and the job starts empty); give an operator subtask its state
+ * or source position; the checkpoint id. */
+int rill__restore_prepare(rill__job *job, const char *path, int flags, char *err);
 int rill__restore_op(rill_ctx *op, char *err);
 int64_t rill__restore_id(const rill__job *job);
 void rill__restore_free(rill__job *job);
