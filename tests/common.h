@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -235,6 +236,18 @@ static inline void rm_tmp(void)
     if (tmpdir[0])
         nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     tmpdir[0] = '\0';
+}
+
+/* snprintf that fails the test instead of truncating. */
+static inline void pathf(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void pathf(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0 && (size_t)n < cap, "text too long for %zu bytes", cap);
 }
 
 /* out = tmpdir/name */
