@@ -198,10 +198,7 @@ static int remove_and_kill(const char *proto, const char *root, int at, long kil
     }
     sync(); /* the remover's fsyncs do not write the links made here */
     int p[2];
-    cr_assert_eq(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
+    pid_t pid = fork_piped(p);
     if (pid == 0) {
         close(p[0]);
         remover(root, p[1]);

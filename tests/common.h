@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rill.h"
 
@@ -248,6 +249,18 @@ static inline void pathf(char *out, size_t cap, const char *fmt, ...)
     int n = vsnprintf(out, cap, fmt, ap);
     va_end(ap);
     cr_assert(n >= 0 && (size_t)n < cap, "text too long for %zu bytes", cap);
+}
+
+/* A pipe into p (as pipe(2) makes it), then a child process (stdio is
+ * flushed first so that nothing buffered is written twice): fork's
+ * result. */
+static inline pid_t fork_piped(int p[2])
+{
+    cr_assert_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    return pid;
 }
 
 /* out = tmpdir/name */
