@@ -202,7 +202,10 @@ RILL_API int rill_env_set_buffer_size(rill_env *env, size_t bytes);
 /** Buffers queued per channel before the producer blocks (backpressure),
  *  1..1024 (default 4). */
 RILL_API int rill_env_set_channel_capacity(rill_env *env, int buffers);
-/** Directory for operator state (copied; default "rill-state"). */
+/** Directory for the working files of keyed state (copied; each job
+ *  uses <dir>/job-<pid>-<n>, removed with the job). Default: none, a
+ *  private directory under $TMPDIR (or /tmp) per job. What killed
+ *  processes left is removed at the next start in the same place. */
 RILL_API int rill_env_set_state_dir(rill_env *env, const char *dir);
 
 /** Check the graph: reports the first building mistake, or a graph-level
