@@ -181,7 +181,7 @@ Test(state_dir, the_default_is_a_private_directory_under_tmpdir_removed_with_the
     pathf(path, sizeof path, "%s/%s", tmp_dir, name);
     assert_private_and_held(path);
     for (int i = 0; i < 2; i++) {
-        pathf(sub, sizeof sub, "%s/count/%d", path, i);
+        pathf(sub, sizeof sub, "%s/count/%d/data.mdb", path, i);
         for (int k = 0; k < 10000 && access(sub, F_OK) != 0; k++)
             sleep_ms(1);
         cr_assert_eq(access(sub, F_OK), 0, "%s: no state of subtask %d", sub, i);
@@ -311,6 +311,14 @@ static pid_t start_child(const place *pl, int *to_child, char *name)
          i++)
         sleep_ms(1);
     await_entry(sd, prefix, name);
+    /* Both subtasks of the keyed operator opened their state. */
+    for (int i = 0; i < 2; i++) {
+        char sub[700];
+        pathf(sub, sizeof sub, "%s/%s/count/%d/data.mdb", sd, name, i);
+        for (int k = 0; k < 10000 && access(sub, F_OK) != 0; k++)
+            sleep_ms(1);
+        cr_assert_eq(access(sub, F_OK), 0, "%s: the child has no state", sub);
+    }
     return pid;
 }
 
@@ -332,7 +340,7 @@ Test(state_dir, a_directory_left_by_a_killed_process_is_removed_at_the_next_star
         pid_t pid = start_child(pl, &to_child, name);
         kill_child(pid);
         close(to_child);
-        pathf(path, sizeof path, "%s/%s/count", sd, name);
+        pathf(path, sizeof path, "%s/%s/count/0/data.mdb", sd, name);
         cr_assert_eq(access(path, F_OK), 0, "%s: the killed job left no state", pl->name);
         start_elsewhere(pl->sub ? sd : NULL);
         pathf(path, sizeof path, "%s/%s", sd, name);
