@@ -22,8 +22,8 @@
 #include "tool_run.h"
 #include "util/error.h"
 
-TestSuite(ckdir, .init = mk_tmp, .fini = rm_tmp, .timeout = 900);
-TestSuite(restore_flags, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
+TestSuite(ckdir, .init = mk_tmp, .fini = rm_tmp);
+TestSuite(restore_flags, .init = mk_tmp, .fini = rm_tmp);
 
 static int long_tests(void)
 {

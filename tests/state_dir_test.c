@@ -39,7 +39,7 @@ static void teardown(void)
     rm_tmp();
 }
 
-TestSuite(state_dir, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(state_dir, .init = setup, .fini = teardown);
 
 /* ---- jobs ------------------------------------------------------------------ */
 
