@@ -827,7 +827,8 @@ RILL_API size_t rill_harness_timers(const rill_harness *h, int domain);
 /** Take a checkpoint every interval_ms (1..86400000) into dir/chk-<n>
  *  (dir copied; created when missing), in mode RILL_EXACTLY_ONCE or
  *  RILL_AT_LEAST_ONCE. A checkpoint is complete once its dir/chk-<n>/
- *  _metadata file exists. */
+ *  _metadata file exists and every file it lists is there. What a job
+ *  killed earlier left in dir is removed when the next one starts. */
 RILL_API int rill_env_enable_checkpointing(rill_env *env, int64_t interval_ms,
                                            const char *dir, int mode);
 /** A checkpoint not complete after ms (default 600000) is discarded. */
