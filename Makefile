@@ -90,8 +90,8 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(STATIC) $(TEST_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(TEST_LINK) $(STATIC) $(LDFLAGS) $(LIBS)
 
-# The snapshot tool's test runs the tool.
-$(BUILD)/tests/snapshot_tool_test: $(TOOLS)
+# These tests run the snapshot tool.
+$(BUILD)/tests/snapshot_tool_test $(BUILD)/tests/checkpoint_dir_test: $(TOOLS)
 
 # The snapshot tool links the static library: it uses rill__ internals.
 $(BUILD)/tools/rill-snapshot: $(wildcard tools/rill-snapshot*.[ch]) $(STATIC)
@@ -146,7 +146,7 @@ asan:
 tsan:
 	$(MAKE) BUILD=build/tsan LIBDIR_OUT=build/tsan/lib CRITERION_SHIM=1 \
 	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
-	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/emit_test %/partition_test %/job_test %/backpressure_test %/eventtime_test %/process_test %/rolling_test %/checkpoint_test %/checkpoint_final_test %/checkpoint_tolerance_test %/exactly_once_test %/state_snapshot_test %/stop_test,$(TESTS)))" test-run
+	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/emit_test %/partition_test %/job_test %/backpressure_test %/eventtime_test %/process_test %/rolling_test %/checkpoint_test %/checkpoint_final_test %/checkpoint_tolerance_test %/exactly_once_test %/checkpoint_dir_test %/state_dir_test %/state_snapshot_test %/stop_test,$(TESTS)))" test-run
 
 # After (un)installing into the live system (no DESTDIR, where a package
 # manager's trigger would do it), update the man database of the pages'

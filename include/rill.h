@@ -202,7 +202,10 @@ RILL_API int rill_env_set_buffer_size(rill_env *env, size_t bytes);
 /** Buffers queued per channel before the producer blocks (backpressure),
  *  1..1024 (default 4). */
 RILL_API int rill_env_set_channel_capacity(rill_env *env, int buffers);
-/** Directory for operator state (copied; default "rill-state"). */
+/** Directory for the working files of keyed state (copied; each job
+ *  uses <dir>/job-<pid>-<n>, removed with the job). Default: none, a
+ *  private directory under $TMPDIR (or /tmp) per job. What killed
+ *  processes left is removed at the next start in the same place. */
 RILL_API int rill_env_set_state_dir(rill_env *env, const char *dir);
 
 /** Check the graph: reports the first building mistake, or a graph-level
@@ -826,7 +829,8 @@ RILL_API size_t rill_harness_timers(const rill_harness *h, int domain);
 /** Take a checkpoint every interval_ms (1..86400000) into dir/chk-<n>
  *  (dir copied; created when missing), in mode RILL_EXACTLY_ONCE or
  *  RILL_AT_LEAST_ONCE. A checkpoint is complete once its dir/chk-<n>/
- *  _metadata file exists. */
+ *  _metadata file exists and every file it lists is there. What a job
+ *  killed earlier left in dir is removed when the next one starts. */
 RILL_API int rill_env_enable_checkpointing(rill_env *env, int64_t interval_ms,
                                            const char *dir, int mode);
 /** A checkpoint not complete after ms (default 600000) is discarded. */
@@ -841,16 +845,21 @@ RILL_API int rill_env_set_checkpoints_retained(rill_env *env, int n);
  *  the default) or delete them (0). Checkpoints of a job that finished or
  *  failed are always kept. */
 RILL_API int rill_env_set_checkpoint_retain_on_cancel(rill_env *env, int retain);
+/* Flags of rill_env_set_restore. */
+#define RILL_RESTORE_ALLOW_NON_RESTORED 1 /* skip state of uids the job lacks */
+#define RILL_RESTORE_IF_EXISTS 2          /* no checkpoint there: start empty */
 /** Start the jobs of env from a snapshot (path copied; NULL: start
  *  empty): a checkpoint directory (one with a _metadata file) or a
  *  directory of checkpoints, meaning its latest complete one. State maps
  *  to operators by uid and state name; keyed state is redistributed by
- *  key group when parallelisms differ. State of an operator uid the job
- *  does not have fails the start (RILL_EINVAL) unless allow_non_restored
- *  is non-zero. A missing or corrupt snapshot fails the start with
- *  RILL_ENOTFOUND or RILL_ECORRUPT naming the file. */
-RILL_API int rill_env_set_restore(rill_env *env, const char *path,
-                                  int allow_non_restored);
+ *  key group when parallelisms differ. flags: 0 or an OR of
+ *  RILL_RESTORE_*. State of an operator uid the job does not have fails
+ *  the start (RILL_EINVAL) unless RILL_RESTORE_ALLOW_NON_RESTORED is set.
+ *  A path that does not exist or holds no checkpoint fails the start with
+ *  RILL_ENOTFOUND, unless RILL_RESTORE_IF_EXISTS is set: then the job
+ *  starts empty. A corrupt snapshot fails the start with RILL_ECORRUPT
+ *  naming the file, one that cannot be read with RILL_EIO. */
+RILL_API int rill_env_set_restore(rill_env *env, const char *path, int flags);
 /** Take a savepoint of the running job into dir (created when missing;
  *  never deleted by rill): a checkpoint taken now, on demand, with its
  *  files and _metadata directly in dir, usable with rill_env_set_restore.

@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rill.h"
 
@@ -236,6 +238,30 @@ static inline void rm_tmp(void)
     if (tmpdir[0])
         nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     tmpdir[0] = '\0';
+}
+
+/* snprintf that fails the test instead of truncating. */
+static inline void pathf(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void pathf(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0 && (size_t)n < cap, "text too long for %zu bytes", cap);
+}
+
+/* A pipe into p (as pipe(2) makes it), then a child process (stdio is
+ * flushed first so that nothing buffered is written twice): fork's
+ * result. */
+static inline pid_t fork_piped(int p[2])
+{
+    cr_assert_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    return pid;
 }
 
 /* out = tmpdir/name */

@@ -25,6 +25,7 @@
 
 #include "rill-snapshot.h"
 #include "rill.h"
+#include "runtime/ckpt_dir.h"
 #include "util/error.h"
 
 static const char usage_text[] = "usage: " TOOL_PROG " list DIR\n"
@@ -309,7 +310,7 @@ static int cmd_verify(const char *arg)
 /* ---- list ----------------------------------------------------------------- */
 
 typedef struct chk {
-    uint64_t id;
+    int64_t id;
     char *name; /* chk-<id> */
 } chk;
 
@@ -319,21 +320,6 @@ static int chk_cmp(const void *a, const void *b)
     if (x->id != y->id)
         return x->id < y->id ? -1 : 1;
     return strcmp(x->name, y->name);
-}
-
-/* "chk-<digits>" with a value that fits: 1 and *id. */
-static int chk_id(const char *name, uint64_t *id)
-{
-    if (strncmp(name, "chk-", 4) != 0 || name[4] < '0' || name[4] > '9')
-        return 0;
-    uint64_t v = 0;
-    for (const char *p = name + 4; *p; p++) {
-        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
-            return 0;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    *id = v;
-    return 1;
 }
 
 /* Regular files directly in dir other than _metadata (*files), and the
@@ -366,21 +352,23 @@ static void list_one(const char *root, const chk *c)
     uint64_t files, bytes;
     struct stat sb;
     rill__snap_meta *m = NULL;
-    if (stat(mpath, &sb) != 0) {
-        status = "incomplete";
-        on_disk(dir, &files, &bytes);
-    } else if (!S_ISREG(sb.st_mode) || rill__snap_meta_read(mpath, &m, err) != RILL_OK) {
+    int state;
+    /* Complete only with every file _metadata lists, of its size. */
+    if (rill__ckpt_dir_examine(dir, &state, &m, err) != RILL_OK) {
         status = "corrupt";
+        on_disk(dir, &files, &bytes);
+    } else if (state != RILL__CHK_COMPLETE) {
+        status = "incomplete";
         on_disk(dir, &files, &bytes);
     } else {
         status = "complete";
         tool_iso_time(when, sizeof when, m->timestamp_ms);
         files = m->n_files;
-        bytes = (uint64_t)sb.st_size;
+        bytes = stat(mpath, &sb) == 0 ? (uint64_t)sb.st_size : 0;
         for (size_t i = 0; i < m->n_files; i++)
             bytes += m->files[i].size;
     }
-    printf("%-8" PRIu64 "  %-10s  %-24s  %5" PRIu64 "  %12" PRIu64 "\n", c->id, status, when, files,
+    printf("%-8" PRId64 "  %-10s  %-24s  %5" PRIu64 "  %12" PRIu64 "\n", c->id, status, when, files,
            bytes);
     rill__snap_meta_free(m);
     free(mpath);
@@ -401,8 +389,8 @@ static int cmd_list(const char *arg)
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        uint64_t id;
-        if (!chk_id(e->d_name, &id))
+        int64_t id;
+        if (!rill__ckpt_dir_id(e->d_name, &id))
             continue;
         char *p = tool_join(root, e->d_name);
         int dir = is_dir(p);

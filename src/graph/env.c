@@ -36,12 +36,7 @@ RILL_API rill_env *rill_env_new(void)
     env->ckpt_timeout = 600000;
     env->ckpt_retained = 1;
     env->ckpt_retain_on_cancel = 1;
-    env->state_dir = rill__strdup("rill-state");
-    if (!env->state_dir) {
-        rill__free(env);
-        return NULL;
-    }
-    return env;
+    return env; /* state_dir NULL: a private one in the temporary directory */
 }
 
 static void env_destroy(rill_env *env)

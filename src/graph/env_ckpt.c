@@ -79,7 +79,7 @@ RILL_API int rill_env_set_checkpoints_retained(rill_env *env, int n)
     return RILL_OK;
 }
 
-RILL_API int rill_env_set_restore(rill_env *env, const char *path, int allow_non_restored)
+RILL_API int rill_env_set_restore(rill_env *env, const char *path, int flags)
 {
     if (!env)
         return RILL_EINVAL;
@@ -87,13 +87,19 @@ RILL_API int rill_env_set_restore(rill_env *env, const char *path, int allow_non
     if (rc)
         return rc;
     char *p = NULL;
+    const int known = RILL_RESTORE_ALLOW_NON_RESTORED | RILL_RESTORE_IF_EXISTS;
+    if (flags & ~known)
+        return rill__env_error(env, RILL_EINVAL,
+                               "restore flags 0x%x: unknown bits 0x%x (known: "
+                               "RILL_RESTORE_ALLOW_NON_RESTORED, RILL_RESTORE_IF_EXISTS)",
+                               (unsigned)flags, (unsigned)(flags & ~known));
     if (path && !*path)
         return rill__env_error(env, RILL_EINVAL, "restore path is empty");
     if (path && !(p = rill__strdup(path)))
         return rill__env_error(env, RILL_ENOMEM, "out of memory");
     rill__free(env->restore_path);
     env->restore_path = p;
-    env->restore_allow_unknown = allow_non_restored != 0;
+    env->restore_flags = flags;
     return RILL_OK;
 }
 

@@ -51,7 +51,7 @@ static int start(rill_job **out, rill_env *env, const char *job_name, const char
     if (env->restore_path) {
         char err[RILL__ERRMSG_MAX];
         err[0] = '\0';
-        if ((rc = rill__restore_prepare(job, env->restore_path, env->restore_allow_unknown,
+        if ((rc = rill__restore_prepare(job, env->restore_path, env->restore_flags,
                                         err))) {
             atomic_fetch_sub(&env->running, 1);
             rill__job_destroy(job);

@@ -39,7 +39,7 @@ struct rill_env {
     int restart_kind;
     int restart_attempts;
     int64_t restart_delay, restart_max_delay;
-    int restore_allow_unknown;
+    int restore_flags; /* RILL_RESTORE_* */
     char *savepoint_dir; /* stop requests with a savepoint write under it, or NULL */
     /* Stop requests (runtime/stop.c), touched by signal handlers: lock-free
      * atomics only. Requests no job took yet; the stopper of the job that

@@ -1,12 +1,9 @@
 /* build.c - turn a resolved graph into a job: subtasks, operator instances,
  * channels. */
-#include <ftw.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "graph/graph.h"
+#include "runtime/statedir.h"
 #include "runtime/task.h"
 #include "util/alloc.h"
 
@@ -27,14 +24,6 @@ static void free_outs(rill__out *out, size_t n)
         }
     }
     rill__free(out);
-}
-
-/* Remove the job's working state directory (what state close left). */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
 void rill__job_destroy(rill__job *job)
@@ -65,10 +54,7 @@ void rill__job_destroy(rill__job *job)
     rill__free(job->gates);
     rill__restore_free(job);
     rill__free(job->failed_op);
-    if (job->state_dir) {
-        nftw(job->state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        rill__free(job->state_dir);
-    }
+    rill__state_dir_remove(job); /* what state close left */
     rill__free(job->name);
     pthread_cond_destroy(&job->cv);
     pthread_mutex_destroy(&job->mu);
@@ -217,16 +203,7 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
     job->name = rill__strdup(name ? name : "rill job");
     if (!job->name)
         goto fail;
-    {
-        /* Working state of this job: <state dir>/job-<pid>-<sequence>. */
-        static atomic_uint seq;
-        size_t len = strlen(env->state_dir) + 48;
-        job->state_dir = rill__malloc(len);
-        if (!job->state_dir)
-            goto fail;
-        snprintf(job->state_dir, len, "%s/job-%ld-%u", env->state_dir, (long)getpid(),
-                 atomic_fetch_add(&seq, 1) + 1);
-    }
+    rill__state_dir_sweep(env);
 
     /* Reached nodes in topological order. */
     size_t nn = 0;

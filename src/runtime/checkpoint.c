@@ -6,10 +6,11 @@
  * (<subtask number>.snap) and _metadata, written last and atomically. A
  * checkpoint without _metadata does not exist. Checkpoints are taken while
  * every subtask runs; one that is pending when a subtask finishes, fails
- * or times out is discarded and the job goes on.
+ * or times out is discarded and the job goes on. Which directories are
+ * complete checkpoints, removing them, and the clean-up at the start:
+ * ckpt_dir.c.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "graph/graph.h"
+#include "runtime/ckpt_dir.h"
 #include "runtime/ckpt_int.h"
 #include "runtime/ckpt_stats.h"
 #include "runtime/task.h"
@@ -24,8 +26,8 @@
 #include "state/snapshot.h"
 #include "util/alloc.h"
 #include "util/clock.h"
-#include "util/dirnum.h"
 #include "util/log.h"
+#include "util/workdir.h"
 
 static int64_t wall_ms(void)
 {
@@ -39,18 +41,11 @@ static void chk_dir(char *buf, size_t cap, const rill__ckpt *c, int64_t id)
     snprintf(buf, cap, "%s/chk-%lld", c->dir, (long long)id);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static void remove_chk(const rill__ckpt *c, int64_t id)
 {
     char d[4096];
     chk_dir(d, sizeof d, c, id);
-    nftw(d, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rill__ckpt_dir_remove(d);
 }
 
 /* ---- the subtask side ------------------------------------------------- */
@@ -332,21 +327,18 @@ int rill__ckpt_make_dir(const char *d, char *err)
     return RILL_OK;
 }
 
-/* The largest n of the chk-<n> directories under dir (0 when none). */
-static int64_t largest_id(const char *dir)
-{
-    return rill__dir_largest(dir, "chk-");
-}
-
 /* Remove what a discarded checkpoint or savepoint left. */
 static void discard(rill__ckpt *c, const char *dir, int savepoint)
 {
     if (!savepoint) {
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        rill__ckpt_dir_remove(dir);
         return;
     }
-    /* A savepoint directory belongs to the user: remove only our files. */
+    /* A savepoint directory belongs to the user: remove only our files,
+     * _metadata first. */
     char path[4200];
+    snprintf(path, sizeof path, "%s/_metadata", dir);
+    unlink(path);
     for (size_t i = 0; c->files && c->files[i].name; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, c->files[i].name);
         unlink(path);
@@ -530,8 +522,11 @@ int rill__ckpt_start(rill__job *job)
     /* Numbering goes on after a restore and after what dir already holds,
      * so a new checkpoint never reuses an old one's name. */
     c->last_id = rill__restore_id(job);
-    if (env->ckpt_dir && largest_id(env->ckpt_dir) > c->last_id)
-        c->last_id = largest_id(env->ckpt_dir);
+    if (env->ckpt_dir && rill__ckpt_dir_largest_id(env->ckpt_dir) > c->last_id)
+        c->last_id = rill__ckpt_dir_largest_id(env->ckpt_dir);
+    /* What a job that was killed left there goes. */
+    if (env->ckpt_dir)
+        rill__ckpt_dir_clean(env->ckpt_dir);
     c->first_id = c->last_id;
     c->files = rill__calloc(job->n_subs + 1, sizeof *c->files); /* NULL-name ended */
     c->kept = rill__calloc((size_t)c->retained + 1, sizeof *c->kept);
@@ -608,7 +603,7 @@ void rill__ckpt_stop(rill__job *job)
         c->n_kept = 0;
     /* Checkpoints hold links to the final snapshots they include. */
     if (all_exited && c->final_dir)
-        nftw(c->final_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        rill__rmtree(c->final_dir);
 }
 
 void rill__ckpt_free(rill__job *job)

@@ -1,14 +1,13 @@
 /* harness.c - the test harness: one operator, or a whole graph, run on the
  * calling thread, deterministically, with pushed records, watermarks and a
  * processing-time clock the test controls. */
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "graph/graph.h"
+#include "runtime/statedir.h"
 #include "runtime/task.h"
 #include "runtime/timers.h"
 #include "state/state.h"
@@ -322,15 +321,11 @@ static rill__job *new_job(rill_env *env)
     job->capacity = env->channel_capacity;
     job->buffer_timeout = -1;
     job->name = rill__strdup("harness");
-    static atomic_uint seq;
-    size_t len = strlen(env->state_dir) + 48;
-    job->state_dir = rill__malloc(len);
-    if (!job->name || !job->state_dir) {
+    if (!job->name) {
         rill__job_destroy(job);
         return NULL;
     }
-    snprintf(job->state_dir, len, "%s/harness-%ld-%u", env->state_dir, (long)getpid(),
-             atomic_fetch_add(&seq, 1) + 1);
+    rill__state_dir_sweep(env);
     return job;
 }
 

@@ -55,12 +55,13 @@ static int new_attempt(rill__job *root, rill__job **out)
     err[0] = '\0';
     rc = RILL_ENOTFOUND;
     if (env->ckpt_dir)
-        rc = rill__restore_prepare(a, env->ckpt_dir, env->restore_allow_unknown, err);
+        rc = rill__restore_prepare(a, env->ckpt_dir,
+                                   env->restore_flags & ~RILL_RESTORE_IF_EXISTS, err);
     if (rc == RILL_ENOTFOUND) {
         rill__restore_free(a);
-        rc = env->restore_path ? rill__restore_prepare(a, env->restore_path,
-                                                       env->restore_allow_unknown, err)
-                               : RILL_OK;
+        rc = env->restore_path
+                 ? rill__restore_prepare(a, env->restore_path, env->restore_flags, err)
+                 : RILL_OK;
     }
     if (!rc)
         rc = rill__ckpt_start(a);

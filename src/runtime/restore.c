@@ -1,16 +1,18 @@
 /* restore.c - starting a job from a checkpoint or savepoint: finding the
  * snapshot, checking it against the job, and giving each operator subtask
  * its state and each replayable source its position. */
-#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "graph/graph.h"
+#include "runtime/ckpt_dir.h"
 #include "runtime/task.h"
 #include "snapshot/format.h"
 #include "state/snapshot.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 typedef struct rill__restore {
     int64_t id;
@@ -19,46 +21,42 @@ typedef struct rill__restore {
     size_t n;
 } rill__restore;
 
-static int is_file(const char *p)
+/* The checkpoint that path names, into out: path itself when it has a
+ * _metadata, else the newest complete chk-<n> in it (ckpt_dir.c).
+ * RILL_ENOTFOUND with *none set when there is nothing to restore: path
+ * does not exist, or is a directory without any checkpoint. */
+static int find_checkpoint(const char *path, char *out, size_t cap, int *none, char *err)
 {
+    char m[4200], why[RILL__ERRMSG_MAX];
     struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-/* The checkpoint directory path names: path itself when it has a
- * _metadata, else its chk-<n> with the largest n that has one. */
-static int find_checkpoint(const char *path, char *out, size_t cap, char *err)
-{
-    char m[4200];
+    *none = 0;
     snprintf(m, sizeof m, "%s/_metadata", path);
-    if (is_file(m)) {
+    int e = stat(m, &sb) == 0 ? 0 : errno;
+    if (!e) {
         snprintf(out, cap, "%s", path);
         return RILL_OK;
     }
-    DIR *d = opendir(path);
-    if (!d) {
+    if (e == ENOENT || e == ENOTDIR)
+        e = stat(path, &sb) != 0 ? errno : S_ISDIR(sb.st_mode) ? 0 : ENOTDIR;
+    if (e == ENOENT) {
+        *none = 1;
+        rill__fmt(err, "restore: '%s' does not exist", path);
+        return RILL_ENOTFOUND;
+    }
+    if (e == ENOTDIR) {
         rill__fmt(err, "restore: '%s' is neither a checkpoint nor a directory of checkpoints",
                   path);
         return RILL_ENOTFOUND;
     }
-    long long best = -1;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        long long n;
-        char tail;
-        if (sscanf(e->d_name, "chk-%lld%c", &n, &tail) != 1 || n <= best)
-            continue;
-        snprintf(m, sizeof m, "%s/%s/_metadata", path, e->d_name);
-        if (is_file(m))
-            best = n;
+    if (e) {
+        rill__fmt(err, "restore: cannot read '%s': %s", path, strerror(e));
+        return RILL_EIO;
     }
-    closedir(d);
-    if (best < 0) {
-        rill__fmt(err, "restore: '%s' holds no complete checkpoint", path);
-        return RILL_ENOTFOUND;
-    }
-    snprintf(out, cap, "%s/chk-%lld", path, best);
-    return RILL_OK;
+    int rc = rill__ckpt_dir_latest(path, out, cap, why);
+    *none = rc == RILL_ENOTFOUND;
+    if (rc)
+        rill__fmt(err, "restore: %s", why);
+    return rc;
 }
 
 static int known_uid(const rill__job *job, const char *uid)
@@ -111,10 +109,17 @@ void rill__restore_free(rill__job *job)
     job->restore = NULL;
 }
 
-int rill__restore_prepare(rill__job *job, const char *path, int allow_unknown, char *err)
+int rill__restore_prepare(rill__job *job, const char *path, int flags, char *err)
 {
     char dir[4096];
-    int rc = find_checkpoint(path, dir, sizeof dir, err);
+    int none;
+    int rc = find_checkpoint(path, dir, sizeof dir, &none, err);
+    if (rc && none && (flags & RILL_RESTORE_IF_EXISTS)) {
+        rill__log(RILL_LOG_INFO, "job '%s': no checkpoint to restore in '%s': it starts empty",
+                  job->name, path);
+        err[0] = '\0';
+        return RILL_OK;
+    }
     if (rc)
         return rc;
     char meta_path[4200];
@@ -150,7 +155,7 @@ int rill__restore_prepare(rill__job *job, const char *path, int allow_unknown, c
     }
     job->restore = r;
     r->id = (int64_t)m->checkpoint_id;
-    r->allow_unknown = allow_unknown;
+    r->allow_unknown = (flags & RILL_RESTORE_ALLOW_NON_RESTORED) != 0;
     for (size_t i = 0; i < m->n_files; i++) {
         size_t len = strlen(dir) + strlen(m->files[i].name) + 2;
         if (!(r->paths[i] = rill__malloc(len))) {

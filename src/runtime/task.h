@@ -176,7 +176,8 @@ struct rill_job {
     int max_parallelism;
     int64_t wm_interval;  /* periodic watermarks, ms */
     size_t cache_bytes;   /* keyed state cache per operator subtask */
-    char *state_dir;      /* this job's working state directory */
+    char *state_dir;      /* working state directory, NULL until made (statedir.c) */
+    int state_fd;         /* holds it while the job lives */
     struct rill_harness *harness; /* set when a harness runs the job */
     int64_t clock;        /* processing time under a harness */
 
@@ -418,9 +419,11 @@ void rill__ckpt_free(rill__job *job);
  * (RILL__ERRMSG_MAX bytes). */
 int rill__ckpt_savepoint(rill__job *root, const char *dir, char *err);
 
-/* Restore (restore.c): find and check the snapshot at path for job; give
- * an operator subtask its state or source position; the checkpoint id. */
-int rill__restore_prepare(rill__job *job, const char *path, int allow_unknown, char *err);
+/* Restore (restore.c): find and check the snapshot at path for job
+ * (flags: RILL_RESTORE_*; with RILL_RESTORE_IF_EXISTS and none there,
+ * RILL_OK and the job starts empty); give an operator subtask its state
+ * or source position; the checkpoint id. */
+int rill__restore_prepare(rill__job *job, const char *path, int flags, char *err);
 int rill__restore_op(rill_ctx *op, char *err);
 int64_t rill__restore_id(const rill__job *job);
 void rill__restore_free(rill__job *job);

@@ -372,6 +372,14 @@ int rill__state_open(rill_ctx *op, const char *dir, size_t cache_bytes, char *er
     return rc;
 }
 
+int rill__state_keyed(const rill_ctx *op)
+{
+    for (size_t i = 0; op->node && i < op->node->n_states; i++)
+        if (rill__state_keyed_kind(op->node->states[i].kind))
+            return 1;
+    return 0;
+}
+
 void rill__state_prefetch(rill_ctx *op, uint16_t kg, const void *key, size_t key_len, int stage)
 {
     if (!op->kv || key_len > UINT16_MAX)

@@ -17,6 +17,8 @@
  * returns the code and sets a message in err (RILL__ERRMSG_MAX bytes)
  * naming the operator and the state or file. */
 int rill__state_open(rill_ctx *op, const char *dir, size_t cache_bytes, char *err);
+/* Does the operator's node declare keyed state (which needs dir)? */
+int rill__state_keyed(const rill_ctx *op);
 /* Release everything state_open made (accepts an op without states). */
 void rill__state_close(rill_ctx *op);
 /* Background work (TTL cleanup of a bounded number of entries); called
