@@ -1,5 +1,6 @@
 /* build.c - turn a resolved graph into a job: subtasks, operator instances,
  * channels. */
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,6 +65,9 @@ void rill__job_destroy(rill__job *job)
         rill__gate_free(job->gates[i]);
     rill__free(job->gates);
     rill__restore_free(job);
+    for (int i = 0; i < 2; i++)
+        if (job->wake_fd[i] >= 0)
+            close(job->wake_fd[i]);
     rill__free(job->failed_op);
     if (job->state_dir) {
         nftw(job->state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -185,6 +189,21 @@ static int add_netout(rill__job *job, rill_ctx *up, rill__subtask **down_st, con
     return RILL_OK;
 }
 
+/* The job's wake-up pipe (job->wake_fd), both ends non-blocking. Without
+ * one (no descriptor left) the sources waiting on a descriptor look at the
+ * job's state every RILL__SOURCE_BARRIER_WAIT ms instead. */
+static void make_wake_pipe(rill__job *job)
+{
+    if (pipe(job->wake_fd) != 0) {
+        job->wake_fd[0] = job->wake_fd[1] = -1;
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(job->wake_fd[i], F_SETFD, FD_CLOEXEC);
+        fcntl(job->wake_fd[i], F_SETFL, O_NONBLOCK);
+    }
+}
+
 int rill__job_build(rill__job **out, rill_env *env, const char *name);
 
 int rill__job_build(rill__job **out, rill_env *env, const char *name)
@@ -203,6 +222,7 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
         return RILL_ENOMEM;
     }
     atomic_init(&job->stopping, 0);
+    job->wake_fd[0] = job->wake_fd[1] = -1;
     atomic_fetch_add(&env->refs, 1);
     job->env = env;
     job->status = RILL_JOB_RUNNING;
@@ -262,6 +282,8 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
                 st->index = i;
                 st->flush_at = INT64_MAX;
                 st->tick_at = INT64_MAX;
+                if (n->def->wait_fd && job->wake_fd[0] < 0)
+                    make_wake_pipe(job);
                 if (!n->def->is_source) {
                     st->gate = rill__gate_new(env->buffer_size, env->channel_capacity,
                                               &job->stopping);

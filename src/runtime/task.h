@@ -34,6 +34,10 @@ typedef struct rill__opdef {
     int tails;
     /* Sources: produce some records; RILL_SOURCE_MORE/END/IDLE or < 0. */
     int (*step)(rill_ctx *op);
+    /* Sources that read a descriptor: the one to wait on for input after
+     * step returned RILL_SOURCE_IDLE, or -1 for a short pause. May be NULL
+     * (a short pause). */
+    int (*wait_fd)(rill_ctx *op);
     /* Tear down after the user's close hook; ok is 0 when the job is
      * failing or stopping (then nothing may be emitted). May be NULL. */
     int (*close)(rill_ctx *op, int ok);
@@ -186,6 +190,9 @@ struct rill_job {
     size_t n_gates, cap_gates;
 
     atomic_int stopping;
+    /* A pipe written when the job stops, for sources waiting on a
+     * descriptor ({-1, -1} when no source does). */
+    int wake_fd[2];
     struct rill__ckpt *ckpt; /* checkpointing, or NULL */
     struct rill__restore *restore; /* the snapshot the job starts from, or NULL */
     struct rill__restarter *rs;    /* restart strategy (first attempt only), or NULL */
@@ -395,6 +402,10 @@ rill__job *rill__current(const rill__job *job);
 /* Start the restart supervisor of a launched job (restart.c). */
 int rill__restart_start(rill__job *job);
 void rill__restart_free(rill__job *job);
+
+/* The longest a source waits for input on a descriptor when the job takes
+ * checkpoints: a barrier gets in after at most that long (ms). */
+#define RILL__SOURCE_BARRIER_WAIT 10
 
 /* Launch the threads of a built job (job.c). */
 int rill__job_launch(rill__job *job);
