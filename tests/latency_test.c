@@ -377,3 +377,93 @@ Test(file_source_stream, cancel_stops_a_source_waiting_for_input, .init = mk_tmp
             close(keep);
     }
 }
+
+/* ---- the print sink into a pipe ------------------------------------------ */
+
+/* Reads the pipe until its end; each whole line read signals the beacon. */
+typedef struct pipe_reader {
+    beacon b;
+    int fd;
+    char text[256];
+    size_t len;
+} pipe_reader;
+
+static void *read_pipe(void *arg)
+{
+    pipe_reader *r = arg;
+    for (;;) {
+        ssize_t got = read(r->fd, r->text + r->len, sizeof r->text - 1 - r->len);
+        if (got <= 0)
+            break;
+        for (ssize_t i = 0; i < got; i++)
+            if (r->text[r->len + (size_t)i] == '\n')
+                beacon_signal(&r->b);
+        r->len += (size_t)got;
+        if (r->len == sizeof r->text - 1)
+            break;
+    }
+    r->text[r->len] = '\0';
+    return NULL;
+}
+
+static int fmt_u64(const void *rec, size_t len, char *buf, size_t cap, void *ud)
+{
+    (void)ud;
+    uint64_t v;
+    if (len != sizeof v)
+        return -1;
+    memcpy(&v, rec, sizeof v);
+    return snprintf(buf, cap, "%llu", (unsigned long long)v);
+}
+
+static const struct {
+    const char *name;
+    int64_t timeout; /* buffer timeout, ms */
+    int rebalance;   /* the sink reads a channel, else it is chained to the source */
+} print_cases[] = {
+    {"chained to its source", 100, 0},
+    {"after a rebalance", 100, 1},
+    {"buffer timeout 0, after a rebalance", 0, 1},
+    {"buffer timeout 0, chained to its source", 0, 0},
+};
+
+/* Standard output is a block-buffered pipe: a line printed while the job
+ * runs reaches the pipe's reader before the job ends. */
+Test(print_stream, line_reaches_a_pipe_while_the_job_runs)
+{
+    for (size_t i = 0; i < sizeof print_cases / sizeof print_cases[0]; i++) {
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        fflush(stdout);
+        int saved = dup(1);
+        cr_assert_geq(saved, 0);
+        cr_assert_neq(dup2(p[1], 1), -1);
+        close(p[1]);
+        cr_assert_eq(setvbuf(stdout, NULL, _IOFBF, 1 << 16), 0);
+        pipe_reader r = {.fd = p[0]};
+        beacon_init(&r.b);
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, read_pipe, &r), 0);
+
+        rill_env *env = new_env(1);
+        cr_assert_eq(rill_env_set_buffer_timeout(env, print_cases[i].timeout), RILL_OK);
+        slow_source src;
+        rill_stream *s = slow_stream(env, &src, &r.b);
+        if (print_cases[i].rebalance)
+            s = rill_rebalance(s);
+        cr_assert_not_null(rill_sink_print(s, "shown", RILL_STDOUT, fmt_u64, NULL));
+        int rc = rill_env_execute(env, NULL);
+
+        fflush(stdout);
+        cr_assert_neq(dup2(saved, 1), -1);
+        close(saved);
+        pthread_join(t, NULL);
+        close(p[0]);
+        cr_assert_eq(rc, RILL_OK, "%s: %s", print_cases[i].name, rill_env_errmsg(env));
+        cr_assert_eq(src.gave_up, 0, "%s: the line did not reach the pipe in %d ms",
+                     print_cases[i].name, CAP_MS);
+        cr_assert_str_eq(r.text, "7\n", "%s", print_cases[i].name);
+        beacon_free(&r.b);
+        rill_env_free(env);
+    }
+}

@@ -316,6 +316,8 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
             size_t ocap = st->n_ops;
             if (PUSH(st->ops, st->n_ops, ocap, c))
                 goto fail_tmp;
+            if (n->def->flush)
+                st->flushes = 1;
         }
     }
     for (size_t k = 0; k < nn; k++) {

@@ -76,6 +76,18 @@ static int due_work(rill__subtask *st)
     return RILL_OK;
 }
 
+/* Run the flush of every operator of st that has one. */
+static int flush_ops(rill__subtask *st)
+{
+    for (size_t i = 0; i < st->n_ops; i++) {
+        rill_ctx *op = st->ops[i];
+        int rc = op->node->def->flush ? op->node->def->flush(op) : RILL_OK;
+        if (rc)
+            return rc;
+    }
+    return RILL_OK;
+}
+
 /* The monotonic deadline of the next due work. */
 static int64_t next_deadline(rill__subtask *st)
 {
@@ -205,7 +217,8 @@ static int run_source(rill__subtask *st)
             return rill__op_watermark(h, RILL_TS_MAX);
         }
         if (rc == RILL_SOURCE_IDLE) {
-            if ((rc = due_work(st)) || (rc = rill__subtask_flush(st, INT64_MAX)))
+            if ((rc = due_work(st)) || (rc = rill__subtask_flush(st, INT64_MAX)) ||
+                (st->flushes && (rc = flush_ops(st))))
                 return rc;
             source_wait(st, h);
             p.units++;
@@ -355,6 +368,8 @@ static int run_consumer(rill__subtask *st)
             continue;
         }
         if ((rc = rill__subtask_consume(st, &ev, from)))
+            break;
+        if (st->flushes && ev.kind == RILL__EV_DATA && (rc = flush_ops(st)))
             break;
         if (st->job->ckpt && (rc = rill__ckpt_notify(st)))
             break;

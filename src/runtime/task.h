@@ -38,6 +38,11 @@ typedef struct rill__opdef {
      * step returned RILL_SOURCE_IDLE, or -1 for a short pause. May be NULL
      * (a short pause). */
     int (*wait_fd)(rill_ctx *op);
+    /* Write out what the operator holds back for its output (a sink's
+     * stdio buffer): called after each input buffer of its subtask and
+     * when the subtask's source has nothing now (RILL_SOURCE_IDLE). May be
+     * NULL. */
+    int (*flush)(rill_ctx *op);
     /* Tear down after the user's close hook; ok is 0 when the job is
      * failing or stopping (then nothing may be emitted). May be NULL. */
     int (*close)(rill_ctx *op, int ok);
@@ -155,6 +160,7 @@ struct rill__subtask {
     size_t n_outs;
     int64_t flush_at; /* earliest pending buffer deadline (monotonic ms) */
     int64_t tick_at;  /* earliest op->wake_at (processing time) */
+    int flushes;      /* an operator of the chain has a flush (rill__opdef) */
     pthread_t thread;
     int started;
     rill__buf *held; /* buffer being consumed, given back to held_ch after */
