@@ -118,12 +118,12 @@ typedef struct pace {
     int64_t units;  /* units since the last look */
 } pace;
 
-static void pace_init(pace *p)
+static void pace_init(pace *p, rill__subtask *st)
 {
     p->res = rill__coarse_res_ms();
     p->coarse = rill__coarse_ms();
     p->at = rill__now_ms();
-    p->offset = 0;
+    p->offset = rill__proc_now(st->ops[0]) - p->at;
     p->units = 0;
 }
 
@@ -194,7 +194,7 @@ static int run_source(rill__subtask *st)
     int (*step)(rill_ctx *) = h->node->def->step;
     int ckpt = st->job->ckpt != NULL, rc;
     pace p;
-    pace_init(&p);
+    pace_init(&p, st);
     for (;;) {
         if (stopping_now(st))
             return RILL_ECANCELED;
@@ -352,7 +352,7 @@ static int run_consumer(rill__subtask *st)
     rill__gate *g = st->gate;
     int rc = RILL_OK;
     pace p;
-    pace_init(&p);
+    pace_init(&p, st);
     while (g->n_ended < g->n_ch) {
         rill__event ev;
         rill__chan *from;
