@@ -200,8 +200,11 @@ static int file_open(rill_ctx *op)
     if (!err && S_ISREG(sb.st_mode)) {
         if (fs->is_stdin) {
             fs->f = stdin;
-        } else if (fcntl(fd, F_SETFL, 0) != 0 || !(fs->f = fdopen(fd, "rb"))) {
-            err = errno;
+        } else {
+            int fl = fcntl(fd, F_GETFL);
+            if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
+                !(fs->f = fdopen(fd, "rb")))
+                err = errno;
         }
     }
     if (err) {
