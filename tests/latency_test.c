@@ -467,3 +467,37 @@ Test(print_stream, line_reaches_a_pipe_while_the_job_runs)
         rill_env_free(env);
     }
 }
+
+/* Checkpoints complete while a file source waits for the next line of a
+ * pipe (its barrier does not wait for input). */
+Test(file_source_stream, checkpoints_complete_while_the_source_waits, .init = mk_tmp,
+     .fini = rm_tmp)
+{
+    char state[128], ck[128];
+    tmp_path(state, sizeof state, "state");
+    tmp_path(ck, sizeof ck, "ck");
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_neq(dup2(p[0], 0), -1);
+    close(p[0]);
+    rill_env *env = new_env(1);
+    cr_assert_eq(rill_env_set_state_dir(env, state), RILL_OK);
+    cr_assert_eq(rill_env_enable_checkpointing(env, 20, ck, RILL_EXACTLY_ONCE), RILL_OK);
+    beacon none;
+    beacon_init(&none);
+    rill_stream *s = rill_file_source(env, "quiet", "-");
+    cr_assert_not_null(rill_sink(rill_rebalance(s), "none", signal_sink, &none));
+    rill_job *job = NULL;
+    cr_assert_eq(rill_job_start(&job, env, NULL), RILL_OK, "%s", rill_env_errmsg(env));
+    int64_t until = mono_ms() + CAP_MS;
+    while (rill_job_last_checkpoint(job) < 2 && mono_ms() < until)
+        sleep_ms(5);
+    cr_assert_geq(rill_job_last_checkpoint(job), 2, "no checkpoint in %d ms", CAP_MS);
+    cr_assert_eq(rill_job_cancel(job), RILL_OK);
+    cr_assert_eq(wait_status(job), RILL_JOB_CANCELED);
+    cr_assert_eq(none.seen, 0);
+    rill_job_free(job);
+    rill_env_free(env);
+    beacon_free(&none);
+    close(p[1]);
+}

@@ -410,7 +410,8 @@ int rill__restart_start(rill__job *job);
 void rill__restart_free(rill__job *job);
 
 /* The longest a source waits for input on a descriptor when the job takes
- * checkpoints: a barrier gets in after at most that long (ms). */
+ * checkpoints, so that a barrier gets in after at most that long (ms);
+ * also when the job has no wake-up pipe, so that it stops as soon. */
 #define RILL__SOURCE_BARRIER_WAIT 10
 
 /* Launch the threads of a built job (job.c). */
