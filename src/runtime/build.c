@@ -65,9 +65,10 @@ void rill__job_destroy(rill__job *job)
         rill__gate_free(job->gates[i]);
     rill__free(job->gates);
     rill__restore_free(job);
-    for (int i = 0; i < 2; i++)
-        if (job->wake_fd[i] >= 0)
-            close(job->wake_fd[i]);
+    if (job->wake_pipe) {
+        close(job->wake_fd[0]);
+        close(job->wake_fd[1]);
+    }
     rill__free(job->failed_op);
     if (job->state_dir) {
         nftw(job->state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -194,10 +195,9 @@ static int add_netout(rill__job *job, rill_ctx *up, rill__subtask **down_st, con
  * job's state every RILL__SOURCE_BARRIER_WAIT ms instead. */
 static void make_wake_pipe(rill__job *job)
 {
-    if (pipe(job->wake_fd) != 0) {
-        job->wake_fd[0] = job->wake_fd[1] = -1;
+    if (pipe(job->wake_fd) != 0)
         return;
-    }
+    job->wake_pipe = 1;
     for (int i = 0; i < 2; i++) {
         fcntl(job->wake_fd[i], F_SETFD, FD_CLOEXEC);
         fcntl(job->wake_fd[i], F_SETFL, O_NONBLOCK);
@@ -222,7 +222,6 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
         return RILL_ENOMEM;
     }
     atomic_init(&job->stopping, 0);
-    job->wake_fd[0] = job->wake_fd[1] = -1;
     atomic_fetch_add(&env->refs, 1);
     job->env = env;
     job->status = RILL_JOB_RUNNING;
@@ -282,7 +281,7 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
                 st->index = i;
                 st->flush_at = INT64_MAX;
                 st->tick_at = INT64_MAX;
-                if (n->def->wait_fd && job->wake_fd[0] < 0)
+                if (n->def->wait_fd && !job->wake_pipe)
                     make_wake_pipe(job);
                 if (!n->def->is_source) {
                     st->gate = rill__gate_new(env->buffer_size, env->channel_capacity,

@@ -22,7 +22,7 @@ static void wake_all(rill__job *job)
 {
     for (size_t i = 0; i < job->n_gates; i++)
         rill__gate_wake(job->gates[i]);
-    if (job->wake_fd[1] >= 0) {
+    if (job->wake_pipe) {
         /* Sources waiting for input (source_wait): never read, the job
          * does not run again. */
         char one = 1;
@@ -180,7 +180,7 @@ static void source_wait(rill__subtask *st, rill_ctx *h)
         wait = deadline - rill__now_ms();
         wait = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : wait;
     }
-    int woken = st->job->wake_fd[0] >= 0;
+    int woken = st->job->wake_pipe;
     if ((st->job->ckpt || !woken) && (wait < 0 || wait > RILL__SOURCE_BARRIER_WAIT))
         wait = RILL__SOURCE_BARRIER_WAIT;
     struct pollfd pf[2] = {{fd, POLLIN, 0}, {st->job->wake_fd[0], POLLIN, 0}};

@@ -197,7 +197,9 @@ struct rill_job {
 
     atomic_int stopping;
     /* A pipe written when the job stops, for sources waiting on a
-     * descriptor ({-1, -1} when no source does). */
+     * descriptor (when wake_pipe is set: a source may wait, and the pipe
+     * could be made). */
+    int wake_pipe;
     int wake_fd[2];
     struct rill__ckpt *ckpt; /* checkpointing, or NULL */
     struct rill__restore *restore; /* the snapshot the job starts from, or NULL */
