@@ -292,7 +292,9 @@ RILL_API rill_stream *rill_generator(rill_env *env, const char *name,
 /** The lines of a text file ("-" for standard input), without their line
  *  ending ("\n" or "\r\n"), one record each. At parallelism p the file is
  *  split into p byte ranges; a line belongs to the range where it starts.
- *  Standard input is read by subtask 0 only. Parallelism 1 by default. */
+ *  Standard input is read by subtask 0 only. A pipe, FIFO or terminal is
+ *  read by subtask 0 too, each line passed on as it comes. Parallelism 1
+ *  by default. */
 RILL_API rill_stream *rill_file_source(rill_env *env, const char *name,
                                        const char *path);
 

@@ -6,9 +6,11 @@
  * Everything runs on the test's thread, so callbacks write plain variables.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rill.h"
 
@@ -570,6 +572,29 @@ Test(harness_errors, key_longer_than_key_max_names_the_length)
         rill_harness_free(h);
         rill_env_free(env);
     }
+}
+
+/* A harness closes or writes no descriptor it does not own: standard input
+ * is still there and untouched after a failure and the free. */
+Test(harness_errors, failure_and_free_leave_standard_input_alone)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_neq(dup2(p[0], 0), -1);
+    close(p[0]);
+    rill_env *env = state_env(1);
+    rill_stream *m = rill_map(rill_harness_input(env, "in"), "double", double_val, NULL);
+    rill_harness *h = hnew(env, m);
+    kv bad = {1, 13};
+    cr_assert_eq(rill_harness_push(h, 0, &bad, sizeof bad, 2), RILL_EUSER);
+    rill_harness_free(h);
+    rill_env_free(env);
+    char c = 0;
+    signal(SIGPIPE, SIG_IGN);
+    cr_assert_eq(write(p[1], "x", 1), 1, "standard input was closed");
+    cr_assert_eq(read(0, &c, 1), 1, "standard input was closed");
+    cr_assert_eq(c, 'x');
+    close(p[1]);
 }
 
 Test(harness_errors, later_calls_keep_returning_the_failure)

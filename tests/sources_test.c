@@ -5,6 +5,7 @@
  * assertion runs on the test's thread after the job ended.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -917,6 +918,22 @@ Test(file_source, missing_file_is_eio_naming_the_path, .init = mk_tmp, .fini = r
 
     cr_assert_eq(rill_env_execute(env, NULL), RILL_EIO);
     cr_assert(strstr(rill_env_errmsg(env), path), "%s", rill_env_errmsg(env));
+    cr_assert_eq(items_total(c), 0);
+    items_free(c);
+    rill_env_free(env);
+}
+
+/* A directory cannot be read as lines: RILL_EIO at open, naming it. */
+Test(file_source, directory_is_eio_at_open, .init = mk_tmp, .fini = rm_tmp)
+{
+    rill_env *env = new_env(1);
+    items *c = items_new();
+    cr_assert_not_null(rill_sink(rill_file_source(env, "reader", tmpdir), NULL, collect, c));
+    cr_assert_eq(rill_env_execute(env, NULL), RILL_EIO);
+    const char *msg = rill_env_errmsg(env);
+    assert_has(msg, "cannot open");
+    assert_has(msg, tmpdir);
+    assert_has(msg, strerror(EISDIR));
     cr_assert_eq(items_total(c), 0);
     items_free(c);
     rill_env_free(env);

@@ -20,6 +20,7 @@ static int sink_process(rill_ctx *op, const void *rec, size_t len)
 typedef struct line_state {
     FILE *f;
     int owns_file;
+    int dirty; /* print: lines written since the last flush */
     char *buf;
     size_t cap;
 } line_state;
@@ -49,6 +50,14 @@ static int io_fail(rill_ctx *op, const char *what, const char *path, int err)
     rill__job_fail(op->st->job, RILL_EIO, op->node->name, "sink '%s': cannot %s '%s': %s",
                    op->node->name, what, path, strerror(err));
     return RILL_EIO;
+}
+
+/* What the sink writes to, for messages. */
+static const char *line_target(const rill_ctx *op)
+{
+    if (op->node->path)
+        return op->node->path;
+    return op->node->fd == RILL_STDERR ? "standard error" : "standard output";
 }
 
 int rill__format_line(rill_ctx *op, void *user_data, const void *rec, size_t len, char **buf,
@@ -94,7 +103,7 @@ static int line_process(rill_ctx *op, const void *rec, size_t len, int prefix)
     int bad = ferror(ls->f);
     funlockfile(ls->f);
     if (bad)
-        return io_fail(op, "write to", op->node->path ? op->node->path : "output", errno);
+        return io_fail(op, "write to", line_target(op), errno);
     return RILL_OK;
 }
 
@@ -112,7 +121,7 @@ static int line_close(rill_ctx *op, int ok)
         err = errno;
     }
     if (err && ok)
-        rc = io_fail(op, "write to", op->node->path ? op->node->path : "output", err);
+        rc = io_fail(op, "write to", line_target(op), err);
     rill__free(ls->buf);
     rill__free(ls);
     op->priv = NULL;
@@ -124,11 +133,43 @@ static int print_open(rill_ctx *op)
     return line_open(op, op->node->fd == RILL_STDERR ? stderr : stdout, 0);
 }
 
+/* The print sink's lines leave its stream as records leave a buffer: at
+ * once with a buffer timeout of 0, else after each input buffer of its
+ * subtask (rill__opdef.flush), when its source has nothing now, and at the
+ * latest a buffer timeout after the first line written since the last
+ * flush (a tick). */
+static int print_flush(rill_ctx *op)
+{
+    line_state *ls = op->priv;
+    if (!ls->dirty)
+        return RILL_OK;
+    ls->dirty = 0;
+    if (fflush(ls->f) != 0)
+        return io_fail(op, "write to", line_target(op), errno);
+    return RILL_OK;
+}
+
+static int print_tick(rill_ctx *op, int64_t now)
+{
+    (void)now;
+    return print_flush(op);
+}
+
 static int print_process(rill_ctx *op, const void *rec, size_t len)
 {
     if (op->capture && rill__capture(op, rec, len))
         return RILL_ENOMEM;
-    return line_process(op, rec, len, op->parallelism > 1);
+    int rc = line_process(op, rec, len, op->parallelism > 1);
+    line_state *ls = op->priv;
+    if (rc || ls->dirty)
+        return rc;
+    ls->dirty = 1;
+    int64_t timeout = op->st->job->buffer_timeout;
+    if (timeout == 0)
+        return print_flush(op);
+    if (timeout > 0)
+        rill__op_wake(op, rill__time_add(rill__proc_now(op), timeout));
+    return RILL_OK;
 }
 
 static int file_sink_open(rill_ctx *op)
@@ -171,6 +212,8 @@ const rill__opdef rill__op_print = {
     .is_sink = 1,
     .open = print_open,
     .process = print_process,
+    .flush = print_flush,
+    .on_tick = print_tick,
     .close = line_close,
 };
 const rill__opdef rill__op_file_sink = {

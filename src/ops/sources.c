@@ -1,8 +1,11 @@
 /* sources.c - user, array/records, generator and file sources. */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ops/op.h"
 #include "util/alloc.h"
@@ -112,8 +115,14 @@ static int generator_step(rill_ctx *op)
 
 /* ---- text file, line by line ----------------------------------------- */
 
+/* A regular file is read through stdio, in large blocks. Anything else (a
+ * pipe, a FIFO, a terminal, a socket) is a stream: its descriptor is read
+ * only when poll says there is input, so each line goes on as it comes,
+ * and the step returns RILL_SOURCE_IDLE when there is none (the runtime
+ * then waits for the descriptor, see rill__opdef.wait_fd). */
 typedef struct file_state {
-    FILE *f;
+    FILE *f;              /* regular file */
+    int fd;               /* stream, or -1 */
     int is_stdin;
     char *buf;
     size_t cap, len, off; /* buf[off..len) is unread */
@@ -122,6 +131,11 @@ typedef struct file_state {
     int eof;
 } file_state;
 
+/* What read_line found. */
+#define LINE_END 0  /* the end of the file */
+#define LINE_READ 1 /* a line */
+#define LINE_WAIT 2 /* no whole line yet; a stream has no more input now */
+
 static int file_fail(rill_ctx *op, const char *what, int err)
 {
     rill__job_fail(op->st->job, RILL_EIO, op->node->name, "file_source '%s': cannot %s '%s': %s",
@@ -129,11 +143,35 @@ static int file_fail(rill_ctx *op, const char *what, int err)
     return RILL_EIO;
 }
 
+/* A regular file at parallelism > 1: go to the first line of this
+ * subtask's byte range and set where the range ends. */
+static int file_split(rill_ctx *op, file_state *fs, uint64_t size)
+{
+    uint64_t start = split_point(size, op->subtask, op->parallelism);
+    fs->end = split_point(size, op->subtask + 1, op->parallelism);
+    if (start == 0)
+        return RILL_OK;
+    /* A line starts at `start` only if the byte before it ends a line. */
+    if (fseeko(fs->f, (off_t)(start - 1), SEEK_SET) != 0)
+        return file_fail(op, "seek in", errno);
+    fs->pos = start - 1;
+    int c;
+    while ((c = getc(fs->f)) != EOF) {
+        fs->pos++;
+        if (c == '\n')
+            break;
+    }
+    if (ferror(fs->f))
+        return file_fail(op, "read", errno);
+    return RILL_OK;
+}
+
 static int file_open(rill_ctx *op)
 {
     file_state *fs = rill__calloc(1, sizeof *fs);
     if (fs) {
         op->priv = fs;
+        fs->fd = -1;
         fs->end = UINT64_MAX;
         fs->cap = 64 * 1024;
         fs->buf = rill__malloc(fs->cap);
@@ -145,43 +183,87 @@ static int file_open(rill_ctx *op)
         return RILL_ENOMEM;
     }
     const char *path = op->node->path;
+    int fd;
     if (strcmp(path, "-") == 0) {
         fs->is_stdin = 1;
-        if (op->subtask != 0)
+        if (op->subtask != 0) {
             fs->end = 0;
-        else
-            fs->f = stdin;
-        return RILL_OK;
-    }
-    if (!(fs->f = fopen(path, "rb")))
-        return file_fail(op, "open", errno);
-    struct stat sb;
-    if (op->parallelism == 1 || fstat(fileno(fs->f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        if (op->subtask != 0)
-            fs->end = 0;
-        return RILL_OK;
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    uint64_t start = split_point(size, op->subtask, op->parallelism);
-    fs->end = split_point(size, op->subtask + 1, op->parallelism);
-    if (start > 0) {
-        /* A line starts at `start` only if the byte before it ends a line. */
-        if (fseeko(fs->f, (off_t)(start - 1), SEEK_SET) != 0)
-            return file_fail(op, "seek in", errno);
-        fs->pos = start - 1;
-        int c;
-        while ((c = getc(fs->f)) != EOF) {
-            fs->pos++;
-            if (c == '\n')
-                break;
+            return RILL_OK;
         }
-        if (ferror(fs->f))
-            return file_fail(op, "read", errno);
+        fd = STDIN_FILENO;
+    } else if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
+        /* O_NONBLOCK: opening a FIFO does not wait for a writer. */
+        return file_fail(op, "open", errno);
     }
+    struct stat sb;
+    int err = fstat(fd, &sb) != 0 ? errno : S_ISDIR(sb.st_mode) ? EISDIR : 0;
+    if (!err && S_ISREG(sb.st_mode)) {
+        if (fs->is_stdin) {
+            fs->f = stdin;
+        } else {
+            int fl = fcntl(fd, F_GETFL);
+            if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
+                !(fs->f = fdopen(fd, "rb")))
+                err = errno;
+        }
+    }
+    if (err) {
+        if (!fs->is_stdin)
+            close(fd);
+        return file_fail(op, "open", err);
+    }
+    if (fs->f && !fs->is_stdin)
+        return op->parallelism > 1 ? file_split(op, fs, (uint64_t)sb.st_size) : RILL_OK;
+    if (fs->f)
+        return RILL_OK;
+    /* A stream is read by subtask 0 alone. */
+    if (op->subtask != 0) {
+        if (!fs->is_stdin)
+            close(fd);
+        fs->end = 0;
+        return RILL_OK;
+    }
+    fs->fd = fd;
     return RILL_OK;
 }
 
-/* The next line of fs (without its ending) or 0 at the end. */
+/* Read more of the file into fs->buf (which has room): LINE_READ when
+ * something came or the end was reached (fs->eof), LINE_WAIT when a stream
+ * has no input now, or an error. */
+static int file_fill(rill_ctx *op, file_state *fs)
+{
+    if (fs->f) {
+        size_t got = fread(fs->buf + fs->len, 1, fs->cap - fs->len, fs->f);
+        fs->len += got;
+        if (got == 0) {
+            if (ferror(fs->f))
+                return file_fail(op, "read", errno);
+            fs->eof = 1;
+        }
+        return LINE_READ;
+    }
+    /* Read only what is there: read on a descriptor with input returns at
+     * once (a stream opened here is non-blocking anyway). */
+    struct pollfd pf = {fs->fd, POLLIN, 0};
+    int ready = poll(&pf, 1, 0);
+    if (ready < 0 && errno != EINTR)
+        return file_fail(op, "read", errno);
+    if (ready <= 0)
+        return LINE_WAIT;
+    ssize_t got = read(fs->fd, fs->buf + fs->len, fs->cap - fs->len);
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return LINE_WAIT;
+        return file_fail(op, "read", errno);
+    }
+    fs->len += (size_t)got;
+    if (got == 0)
+        fs->eof = 1;
+    return LINE_READ;
+}
+
+/* The next line of fs (without its ending) in *line, *n: LINE_READ,
+ * LINE_END, LINE_WAIT, or an error. */
 static int read_line(rill_ctx *op, file_state *fs, const char **line, size_t *n)
 {
     for (;;) {
@@ -196,10 +278,10 @@ static int read_line(rill_ctx *op, file_state *fs, const char **line, size_t *n)
             *n = l;
             fs->off += full;
             fs->pos += full;
-            return 1;
+            return LINE_READ;
         }
         if (fs->eof)
-            return 0;
+            return LINE_END;
         if (fs->off > 0) {
             memmove(fs->buf, fs->buf + fs->off, fs->len - fs->off);
             fs->len -= fs->off;
@@ -222,13 +304,9 @@ static int read_line(rill_ctx *op, file_state *fs, const char **line, size_t *n)
             fs->buf = nb;
             fs->cap *= 2;
         }
-        size_t got = fread(fs->buf + fs->len, 1, fs->cap - fs->len, fs->f);
-        fs->len += got;
-        if (got == 0) {
-            if (ferror(fs->f))
-                return file_fail(op, "read", errno);
-            fs->eof = 1;
-        }
+        int rc = file_fill(op, fs);
+        if (rc != LINE_READ)
+            return rc;
     }
 }
 
@@ -241,13 +319,18 @@ static int file_step(rill_ctx *op)
         const char *line = NULL;
         size_t n = 0;
         int rc = read_line(op, fs, &line, &n);
-        if (rc <= 0)
-            return rc == 0 ? RILL_SOURCE_END : rc;
+        if (rc != LINE_READ)
+            return rc == LINE_END ? RILL_SOURCE_END : rc == LINE_WAIT ? RILL_SOURCE_IDLE : rc;
         op->h.ts = RILL_TS_MIN;
         if ((rc = rill__emit(op, line, n, RILL_TS_MIN)))
             return rc;
     }
     return RILL_SOURCE_MORE;
+}
+
+static int file_wait_fd(rill_ctx *op)
+{
+    return ((file_state *)op->priv)->fd;
 }
 
 static int file_position(rill_ctx *op, uint64_t *pos)
@@ -265,9 +348,9 @@ static int file_seek(rill_ctx *op, uint64_t pos)
                        op->node->name);
         return RILL_EINVAL;
     }
-    if (!fs->f)
-        return RILL_OK;
-    if (fseeko(fs->f, (off_t)pos, SEEK_SET) != 0)
+    if (fs->fd >= 0 && lseek(fs->fd, (off_t)pos, SEEK_SET) < 0)
+        return file_fail(op, "seek in", errno);
+    if (fs->f && fseeko(fs->f, (off_t)pos, SEEK_SET) != 0)
         return file_fail(op, "seek in", errno);
     fs->pos = pos;
     fs->off = fs->len = 0;
@@ -283,6 +366,8 @@ static int file_close(rill_ctx *op, int ok)
         return RILL_OK;
     if (fs->f && !fs->is_stdin)
         fclose(fs->f);
+    if (fs->fd >= 0 && !fs->is_stdin)
+        close(fs->fd);
     rill__free(fs->buf);
     rill__free(fs);
     op->priv = NULL;
@@ -326,6 +411,7 @@ const rill__opdef rill__op_file_source = {
     .is_source = 1,
     .open = file_open,
     .step = file_step,
+    .wait_fd = file_wait_fd,
     .close = file_close,
     .position = file_position,
     .seek = file_seek,

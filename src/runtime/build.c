@@ -1,6 +1,8 @@
 /* build.c - turn a resolved graph into a job: subtasks, operator instances,
  * channels. */
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "graph/graph.h"
 #include "runtime/statedir.h"
@@ -53,6 +55,10 @@ void rill__job_destroy(rill__job *job)
         rill__gate_free(job->gates[i]);
     rill__free(job->gates);
     rill__restore_free(job);
+    if (job->wake_pipe) {
+        close(job->wake_fd[0]);
+        close(job->wake_fd[1]);
+    }
     rill__free(job->failed_op);
     rill__state_dir_remove(job); /* what state close left */
     rill__free(job->name);
@@ -171,6 +177,20 @@ static int add_netout(rill__job *job, rill_ctx *up, rill__subtask **down_st, con
     return RILL_OK;
 }
 
+/* The job's wake-up pipe (job->wake_fd), both ends non-blocking. Without
+ * one (no descriptor left) the sources waiting on a descriptor look at the
+ * job's state every RILL__SOURCE_BARRIER_WAIT ms instead. */
+static void make_wake_pipe(rill__job *job)
+{
+    if (pipe(job->wake_fd) != 0)
+        return;
+    job->wake_pipe = 1;
+    for (int i = 0; i < 2; i++) {
+        fcntl(job->wake_fd[i], F_SETFD, FD_CLOEXEC);
+        fcntl(job->wake_fd[i], F_SETFL, O_NONBLOCK);
+    }
+}
+
 int rill__job_build(rill__job **out, rill_env *env, const char *name);
 
 int rill__job_build(rill__job **out, rill_env *env, const char *name)
@@ -240,6 +260,8 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
                 st->index = i;
                 st->flush_at = INT64_MAX;
                 st->tick_at = INT64_MAX;
+                if (n->def->wait_fd && !job->wake_pipe)
+                    make_wake_pipe(job);
                 if (!n->def->is_source) {
                     st->gate = rill__gate_new(env->buffer_size, env->channel_capacity,
                                               &job->stopping);
@@ -272,6 +294,8 @@ int rill__job_build(rill__job **out, rill_env *env, const char *name)
             size_t ocap = st->n_ops;
             if (PUSH(st->ops, st->n_ops, ocap, c))
                 goto fail_tmp;
+            if (n->def->flush)
+                st->flushes = 1;
         }
     }
     for (size_t k = 0; k < nn; k++) {

@@ -1,8 +1,11 @@
 /* job.c - subtask threads and the life of a job: run, fail, cancel, wait. */
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -21,6 +24,13 @@ static void wake_all(rill__job *job)
     for (size_t i = 0; i < job->n_gates; i++)
         rill__gate_wake(job->gates[i]);
     rill__ckpt_wake(job);
+    if (job->wake_pipe) {
+        /* Sources waiting for input (source_wait): never read, the job
+         * does not run again. */
+        char one = 1;
+        ssize_t w = write(job->wake_fd[1], &one, 1);
+        (void)w;
+    }
 }
 
 void rill__job_fail(rill__job *job, int code, const char *op_name, const char *fmt, ...)
@@ -68,6 +78,18 @@ static int due_work(rill__subtask *st)
     return RILL_OK;
 }
 
+/* Run the flush of every operator of st that has one. */
+static int flush_ops(rill__subtask *st)
+{
+    for (size_t i = 0; i < st->n_ops; i++) {
+        rill_ctx *op = st->ops[i];
+        int rc = op->node->def->flush ? op->node->def->flush(op) : RILL_OK;
+        if (rc)
+            return rc;
+    }
+    return RILL_OK;
+}
+
 /* The monotonic deadline of the next due work. */
 static int64_t next_deadline(rill__subtask *st)
 {
@@ -85,12 +107,96 @@ static int64_t next_deadline(rill__subtask *st)
     return d;
 }
 
+/* When a running subtask looks for due work. After each unit of its loop
+ * (a source's step, a consumer's input event) it reads the coarse clock,
+ * which is cheap, and looks at the real clocks only when the coarse one
+ * moved on since the last look or says a deadline is near. So due work
+ * is done on time whatever the rate of steps, at a small cost per step. */
+typedef struct pace {
+    int64_t coarse; /* coarse clock at the last look */
+    int64_t res;    /* its resolution, ms */
+    int64_t at;     /* monotonic ms of the last look */
+    int64_t offset; /* processing time minus monotonic time then */
+    int64_t units;  /* units since the last look */
+} pace;
+
+static void pace_init(pace *p, rill__subtask *st)
+{
+    p->res = rill__coarse_res_ms();
+    p->coarse = rill__coarse_ms();
+    p->at = rill__now_ms();
+    p->offset = rill__proc_now(st->ops[0]) - p->at;
+    p->units = 0;
+}
+
+/* Look at the clocks: run the ticks that are due, then flush. A buffer
+ * also leaves when its deadline would pass before the next look, judging
+ * by how long the units took since the last one: a source whose steps
+ * block (or a consumer whose input events take long) would otherwise keep
+ * a buffer past its timeout for a whole step. */
+static int look(rill__subtask *st, pace *p)
+{
+    int64_t now = rill__now_ms(), ahead = (now - p->at) / p->units;
+    int rc;
+    p->at = now;
+    p->units = 0;
+    if (st->tick_at != INT64_MAX) {
+        int64_t proc = rill__proc_now(st->ops[0]);
+        p->offset = proc - now;
+        if (proc >= st->tick_at && (rc = rill__subtask_tick(st, proc)))
+            return rc;
+    }
+    int64_t until = rill__time_add(now, ahead);
+    if (st->flush_at <= until && (rc = rill__subtask_flush(st, until)))
+        return rc;
+    return RILL_OK;
+}
+
+/* After a unit of the subtask's loop: due work, if any. */
+static inline int due_check(rill__subtask *st, pace *p)
+{
+    p->units++;
+    if (st->flush_at == INT64_MAX && st->tick_at == INT64_MAX)
+        return RILL_OK;
+    int64_t c = rill__coarse_ms();
+    if (c == p->coarse && c + p->res < st->flush_at && c + p->res + p->offset < st->tick_at)
+        return RILL_OK;
+    p->coarse = c;
+    return look(st, p);
+}
+
+/* A source has nothing now: wait a little, or (when it reads a
+ * descriptor) until the descriptor has input, the job stops (the wake-up
+ * pipe) or there is due work; with checkpoints never long, so that
+ * barriers get in. */
+static void source_wait(rill__subtask *st, rill_ctx *h)
+{
+    int fd = h->node->def->wait_fd ? h->node->def->wait_fd(h) : -1;
+    if (fd < 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    int64_t deadline = next_deadline(st), wait = -1;
+    if (deadline != INT64_MAX) {
+        wait = deadline - rill__now_ms();
+        wait = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : wait;
+    }
+    int woken = st->job->wake_pipe;
+    if ((st->job->ckpt || !woken) && (wait < 0 || wait > RILL__SOURCE_BARRIER_WAIT))
+        wait = RILL__SOURCE_BARRIER_WAIT;
+    struct pollfd pf[2] = {{fd, POLLIN, 0}, {st->job->wake_fd[0], POLLIN, 0}};
+    if (!stopping_now(st))
+        poll(pf, woken ? 2 : 1, (int)wait);
+}
+
 static int run_source(rill__subtask *st)
 {
     rill_ctx *h = st->ops[0];
     int (*step)(rill_ctx *) = h->node->def->step;
-    unsigned n = 0;
     int ckpt = st->job->ckpt != NULL, rc;
+    pace p;
+    pace_init(&p, st);
     for (;;) {
         if (stopping_now(st))
             return RILL_ECANCELED;
@@ -104,8 +210,7 @@ static int run_source(rill__subtask *st)
                 return rc2;
         }
         if (rc == RILL_SOURCE_MORE) {
-            if ((++n & 31) == 0 && (st->flush_at != INT64_MAX || st->tick_at != INT64_MAX) &&
-                (rc = due_work(st)))
+            if ((rc = due_check(st, &p)))
                 return rc;
             continue;
         }
@@ -114,10 +219,11 @@ static int run_source(rill__subtask *st)
             return rill__op_watermark(h, RILL_TS_MAX);
         }
         if (rc == RILL_SOURCE_IDLE) {
-            if ((rc = due_work(st)) || (rc = rill__subtask_flush(st, INT64_MAX)))
+            if ((rc = due_work(st)) || (rc = rill__subtask_flush(st, INT64_MAX)) ||
+                (st->flushes && (rc = flush_ops(st))))
                 return rc;
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
+            source_wait(st, h);
+            p.units++;
             continue;
         }
         return rc;
@@ -286,6 +392,8 @@ static int run_consumer(rill__subtask *st)
 {
     rill__gate *g = st->gate;
     int rc = RILL_OK;
+    pace p;
+    pace_init(&p, st);
     while (g->n_ended < g->n_ch) {
         rill__event ev;
         rill__chan *from;
@@ -295,11 +403,14 @@ static int run_consumer(rill__subtask *st)
         if (got < 0)
             return got;
         if (got == 0) {
+            p.units++;
             if ((rc = due_work(st)) || (st->job->ckpt && (rc = rill__ckpt_notify(st))))
                 return rc;
             continue;
         }
         if ((rc = rill__subtask_consume(st, &ev, from)))
+            break;
+        if (st->flushes && ev.kind == RILL__EV_DATA && (rc = flush_ops(st)))
             break;
         if (st->job->ckpt && (rc = rill__ckpt_notify(st)))
             break;
@@ -307,7 +418,7 @@ static int run_consumer(rill__subtask *st)
             rc = RILL_ECANCELED;
             break;
         }
-        if ((st->flush_at != INT64_MAX || st->tick_at != INT64_MAX) && (rc = due_work(st)))
+        if ((rc = due_check(st, &p)))
             break;
     }
     rill__subtask_release(st);

@@ -35,6 +35,15 @@ typedef struct rill__opdef {
     int tails;
     /* Sources: produce some records; RILL_SOURCE_MORE/END/IDLE or < 0. */
     int (*step)(rill_ctx *op);
+    /* Sources that read a descriptor: the one to wait on for input after
+     * step returned RILL_SOURCE_IDLE, or -1 for a short pause. May be NULL
+     * (a short pause). */
+    int (*wait_fd)(rill_ctx *op);
+    /* Write out what the operator holds back for its output (a sink's
+     * stdio buffer): called after each input buffer of its subtask and
+     * when the subtask's source has nothing now (RILL_SOURCE_IDLE). May be
+     * NULL. */
+    int (*flush)(rill_ctx *op);
     /* Tear down after the user's close hook; ok is 0 when the job is
      * failing or stopping (then nothing may be emitted). May be NULL. */
     int (*close)(rill_ctx *op, int ok);
@@ -152,6 +161,7 @@ struct rill__subtask {
     size_t n_outs;
     int64_t flush_at; /* earliest pending buffer deadline (monotonic ms) */
     int64_t tick_at;  /* earliest op->wake_at (processing time) */
+    int flushes;      /* an operator of the chain has a flush (rill__opdef) */
     pthread_t thread;
     int started;
     rill__buf *held; /* buffer being consumed, given back to held_ch after */
@@ -189,6 +199,11 @@ struct rill_job {
     size_t n_gates, cap_gates;
 
     atomic_int stopping;
+    /* A pipe written when the job stops, for sources waiting on a
+     * descriptor (when wake_pipe is set: a source may wait, and the pipe
+     * could be made). */
+    int wake_pipe;
+    int wake_fd[2];
     struct rill__ckpt *ckpt; /* checkpointing, or NULL */
     struct rill__restore *restore; /* the snapshot the job starts from, or NULL */
     struct rill__restarter *rs;    /* restart strategy (first attempt only), or NULL */
@@ -459,6 +474,11 @@ int rill__stop_status(const rill__job *job, int status);
 const char *rill__stop_errmsg(const rill__job *job, int status, const char *msg);
 /* Wait for the stop thread to end and free what the requests use. */
 void rill__stop_free(rill__job *job);
+
+/* The longest a source waits for input on a descriptor when the job takes
+ * checkpoints, so that a barrier gets in after at most that long (ms);
+ * also when the job has no wake-up pipe, so that it stops as soon. */
+#define RILL__SOURCE_BARRIER_WAIT 10
 
 /* Launch the threads of a built job (job.c). */
 int rill__job_launch(rill__job *job);
