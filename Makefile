@@ -146,7 +146,7 @@ asan:
 tsan:
 	$(MAKE) BUILD=build/tsan LIBDIR_OUT=build/tsan/lib CRITERION_SHIM=1 \
 	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
-	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/emit_test %/partition_test %/job_test %/backpressure_test %/eventtime_test %/process_test %/rolling_test %/checkpoint_test %/checkpoint_final_test %/state_snapshot_test,$(TESTS)))" test-run
+	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/emit_test %/partition_test %/job_test %/backpressure_test %/eventtime_test %/process_test %/rolling_test %/checkpoint_test %/checkpoint_final_test %/state_snapshot_test %/state_longkey_test,$(TESTS)))" test-run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
