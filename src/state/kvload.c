@@ -126,13 +126,13 @@ static int load_run(rill__kv *kv, MDB_txn *txn, void *arg, const char **what, in
     int rc = mdb_cursor_open(txn, kv->dbi[r->sid], &cur);
     if (rc)
         return rc;
-    *what = "mdb_put";
     r->g.live = 0;
     size_t o = r->off;
     for (size_t i = 0; i < r->m && !rc; i++) {
         size_t kl = rill__rd32(r->buf + o), vl = rill__rd32(r->buf + o + 4);
         MDB_val k = {kl, (void *)(r->buf + o + 8)}, v = {vl, (void *)(r->buf + o + 8 + kl)};
         if (kl <= kv->maxkey) {
+            *what = "mdb_put";
             rc = mdb_cursor_put(cur, &k, &v, 0);
         } else {
             *what = "writing a long record";
