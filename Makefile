@@ -146,7 +146,7 @@ asan:
 tsan:
 	$(MAKE) BUILD=build/tsan LIBDIR_OUT=build/tsan/lib CRITERION_SHIM=1 \
 	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
-	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/emit_test %/partition_test %/job_test %/backpressure_test %/eventtime_test %/process_test %/rolling_test %/checkpoint_test %/checkpoint_final_test %/checkpoint_tolerance_test %/exactly_once_test %/checkpoint_dir_test %/state_dir_test %/state_snapshot_test %/stop_test %/latency_test,$(TESTS)))" test-run
+	  TESTS="$(patsubst $(BUILD)/%,build/tsan/%,$(filter %/runtime_test %/emit_test %/partition_test %/job_test %/backpressure_test %/eventtime_test %/process_test %/rolling_test %/checkpoint_test %/checkpoint_final_test %/checkpoint_tolerance_test %/exactly_once_test %/checkpoint_dir_test %/state_dir_test %/state_snapshot_test %/stop_test %/latency_test %/state_longkey_test,$(TESTS)))" test-run
 
 # After (un)installing into the live system (no DESTDIR, where a package
 # manager's trigger would do it), update the man database of the pages'

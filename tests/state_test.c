@@ -8,73 +8,12 @@
 #include <lmdb.h>
 #include <unistd.h>
 
-#include "runtime/task.h"
-#include "state/kv.h"
-#include "state/state.h"
-#include "util/alloc.h"
+#include "state_fixture.h"
 
 /* ---- fixture ------------------------------------------------------------- */
 
-#define MAXSTATES 8
-
-typedef struct fix {
-    rill__node node;
-    rill__statedesc desc[MAXSTATES];
-    rill_ctx op;
-    rill__subtask sub;
-    rill__job job;
-    char dir[256];
-    unsigned char keybuf[64];
-    char errbuf[RILL__ERRMSG_MAX];
-} fix;
-
-static int harness_dummy;
-
-static fix *fx_new(void)
-{
-    fix *f = calloc(1, sizeof *f);
-    cr_assert_not_null(f);
-    f->node.name = "counter";
-    f->node.states = f->desc;
-    f->op.node = &f->node;
-    f->op.st = &f->sub;
-    f->op.keyed = 1;
-    f->sub.job = &f->job;
-    f->job.harness = (struct rill_harness *)(void *)&harness_dummy;
-    f->job.clock = 0;
-    snprintf(f->dir, sizeof f->dir, "%s/counter/0", tmpdir);
-    return f;
-}
-
-static rill__statedesc *fx_add(fix *f, const char *name, int kind)
-{
-    cr_assert_lt(f->node.n_states, MAXSTATES);
-    rill__statedesc *d = &f->desc[f->node.n_states++];
-    memset(d, 0, sizeof *d);
-    d->name = (char *)name;
-    d->kind = kind;
-    return d;
-}
-
-static void fx_open(fix *f, size_t cache)
-{
-    int rc = rill__state_open(&f->op, f->dir, cache, f->errbuf);
-    cr_assert_eq(rc, RILL_OK, "open: %s", f->errbuf);
-}
-
-static void fx_free(fix *f)
-{
-    rill__state_close(&f->op);
-    rill__free(f->op.user_err);
-    free(f);
-}
-
-static rill_state *S(fix *f, const char *name)
-{
-    rill_state *st = rill_ctx_state(&f->op, name);
-    cr_assert_not_null(st, "state %s", name);
-    return st;
-}
+/* The operator "counter", subtask 0 of 1. */
+static fix *counter(void) { return fx_new("counter", 0, 1); }
 
 static void key_str(fix *f, const char *key, uint16_t kg)
 {
@@ -200,25 +139,6 @@ static size_t db_count(fix *f, rill_state *st_unused, unsigned sid)
 
 /* ---- user functions ------------------------------------------------------- */
 
-static int sum_i64(const void *a, size_t al, const void *b, size_t bl, void *out,
-                   size_t *out_len, void *ud)
-{
-    (void)ud;
-    if (al != 8 || bl != 8)
-        return 99;
-    if (*out_len < 8) {
-        *out_len = 8;
-        return 0;
-    }
-    int64_t x, y;
-    memcpy(&x, a, 8);
-    memcpy(&y, b, 8);
-    x += y;
-    memcpy(out, &x, 8);
-    *out_len = 8;
-    return 0;
-}
-
 static int concat_calls_short; /* times a buffer was too small */
 
 /* a + "," + b */
@@ -327,7 +247,7 @@ TestSuite(state, .init = mk_tmp, .fini = rm_tmp);
 
 Test(state, value_absent_until_put_then_exact_bytes)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "v");
@@ -344,7 +264,7 @@ Test(state, value_absent_until_put_then_exact_bytes)
 
 Test(state, value_clear_removes_it)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "v");
@@ -358,7 +278,7 @@ Test(state, value_clear_removes_it)
 
 Test(state, value_empty_value_is_present)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "v");
@@ -373,7 +293,7 @@ Test(state, value_empty_value_is_present)
 
 Test(state, keys_key_groups_and_namespaces_are_independent)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "v");
@@ -411,7 +331,7 @@ Test(state, keys_key_groups_and_namespaces_are_independent)
 
 Test(state, states_of_one_operator_are_independent)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "x", RILL_STATE_VALUE);
     fx_add(f, "y", RILL_STATE_VALUE);
     fx_open(f, 1 << 20);
@@ -426,7 +346,7 @@ Test(state, states_of_one_operator_are_independent)
 
 Test(state, ctx_state_finds_by_name)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "one", RILL_STATE_VALUE);
     fx_add(f, "two", RILL_STATE_LIST);
     fx_open(f, 1 << 20);
@@ -441,7 +361,7 @@ Test(state, ctx_state_finds_by_name)
 
 Test(state, put_of_a_value_borrowed_from_another_state)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "a", RILL_STATE_VALUE);
     fx_add(f, "b", RILL_STATE_VALUE);
     fx_open(f, 1 << 20);
@@ -468,7 +388,7 @@ Test(state, put_of_a_value_borrowed_from_another_state)
 
 Test(state, list_add_and_iterate_in_order)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "l", RILL_STATE_LIST);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "l");
@@ -487,7 +407,7 @@ Test(state, list_add_and_iterate_in_order)
 
 Test(state, list_update_replaces_and_clear_empties)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "l", RILL_STATE_LIST);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "l");
@@ -511,7 +431,7 @@ Test(state, list_update_replaces_and_clear_empties)
 
 Test(state, list_update_with_items_borrowed_from_the_list)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "l", RILL_STATE_LIST);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "l");
@@ -535,7 +455,7 @@ Test(state, list_update_with_items_borrowed_from_the_list)
 
 Test(state, list_cursor_ends_after_the_list_changes)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "l", RILL_STATE_LIST);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "l");
@@ -553,7 +473,7 @@ Test(state, list_cursor_ends_after_the_list_changes)
 
 Test(state, lists_of_different_keys_are_independent)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "l", RILL_STATE_LIST);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "l");
@@ -576,7 +496,7 @@ Test(state, lists_of_different_keys_are_independent)
 
 Test(state, map_put_get_remove)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "m", RILL_STATE_MAP);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "m");
@@ -597,7 +517,7 @@ Test(state, map_put_get_remove)
 
 Test(state, map_iterates_in_key_byte_order)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "m", RILL_STATE_MAP);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "m");
@@ -615,7 +535,7 @@ Test(state, map_iterates_in_key_byte_order)
 
 Test(state, map_clear_removes_the_whole_map_of_the_key)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "m", RILL_STATE_MAP);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "m");
@@ -638,7 +558,7 @@ Test(state, map_clear_removes_the_whole_map_of_the_key)
 
 Test(state, map_put_ends_an_iteration)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "m", RILL_STATE_MAP);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "m");
@@ -655,7 +575,7 @@ Test(state, map_put_ends_an_iteration)
 
 Test(state, map_put_of_an_entry_borrowed_from_the_map)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "m", RILL_STATE_MAP);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "m");
@@ -683,7 +603,7 @@ Test(state, map_put_of_an_entry_borrowed_from_the_map)
 
 Test(state, reducing_first_value_as_is_then_folded)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add_reducing(f, "sum", sum_i64);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "sum");
@@ -704,7 +624,7 @@ Test(state, reducing_first_value_as_is_then_folded)
 
 Test(state, reducing_result_larger_than_the_first_buffer)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add_reducing(f, "cat", concat);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "cat");
@@ -727,7 +647,7 @@ Test(state, reducing_result_larger_than_the_first_buffer)
 
 Test(state, reducing_function_failure_is_euser)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add_reducing(f, "bad", failing_reduce);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "bad");
@@ -743,7 +663,7 @@ Test(state, reducing_function_failure_is_euser)
 
 Test(state, aggregating_creates_adds_and_gives_the_result)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add_aggregating(f, "agg", &agg_fns);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "agg");
@@ -759,7 +679,7 @@ Test(state, aggregating_creates_adds_and_gives_the_result)
 
 Test(state, aggregating_results_larger_than_the_first_buffer)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add_aggregating(f, "agg", &agg_fns);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "agg");
@@ -779,7 +699,7 @@ Test(state, aggregating_results_larger_than_the_first_buffer)
 
 Test(state, aggregating_add_failure_is_euser)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     rill_aggregate_fns fns = agg_fns;
     fns.add = agg_add_fails;
     fx_add_aggregating(f, "agg", &fns);
@@ -796,7 +716,7 @@ Test(state, aggregating_add_failure_is_euser)
 
 Test(state, operator_list_works_without_a_key)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     f->op.keyed = 0;
     fx_add(f, "ol", RILL_STATE_OPERATOR_LIST);
     fx_open(f, 1 << 20);
@@ -819,7 +739,7 @@ Test(state, operator_list_works_without_a_key)
 
 Test(state, operator_list_ignores_the_current_key)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "ol", RILL_STATE_OPERATOR_LIST);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "ol");
@@ -835,7 +755,7 @@ Test(state, operator_list_ignores_the_current_key)
 
 Test(state, broadcast_written_on_the_broadcast_side_read_anywhere)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     f->op.keyed = 0;
     fx_add(f, "rules", RILL_STATE_BROADCAST);
     fx_open(f, 1 << 20);
@@ -856,7 +776,7 @@ Test(state, broadcast_written_on_the_broadcast_side_read_anywhere)
 
 Test(state, broadcast_writes_outside_the_broadcast_side_are_estate)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "rules", RILL_STATE_BROADCAST);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "rules");
@@ -878,7 +798,7 @@ Test(state, broadcast_writes_outside_the_broadcast_side_are_estate)
 
 Test(state, wrong_kind_calls_are_einval)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_add(f, "l", RILL_STATE_LIST);
     fx_add(f, "m", RILL_STATE_MAP);
@@ -914,7 +834,7 @@ Test(state, wrong_kind_calls_are_einval)
 
 Test(state, keyed_state_outside_a_keyed_operator_is_einval)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_add(f, "l", RILL_STATE_LIST);
     fx_add(f, "m", RILL_STATE_MAP);
@@ -934,7 +854,7 @@ Test(state, keyed_state_outside_a_keyed_operator_is_einval)
 
 Test(state, null_arguments_are_einval)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_add(f, "l", RILL_STATE_LIST);
     fx_add(f, "m", RILL_STATE_MAP);
@@ -963,22 +883,44 @@ Test(state, null_arguments_are_einval)
     fx_free(f);
 }
 
-Test(state, key_too_long_for_lmdb_is_einval)
+/* Keys up to 65535 bytes: those past LMDB's key size go to long records. */
+Test(state, keys_past_the_lmdb_key_size_keep_their_values)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_add(f, "m", RILL_STATE_MAP);
     fx_open(f, 1 << 20);
     size_t max = rill__kv_max_key(f->op.kv);
-    static unsigned char key[4096];
+    const size_t lens[] = {max - 6, max - 5, max, 4000, 65534, 65535};
+    const size_t n = sizeof lens / sizeof lens[0];
+    static unsigned char key[65535];
     memset(key, 'k', sizeof key);
     f->op.key = key;
-    f->op.key_len = max - 6; /* just fits */
-    put_i64(S(f, "v"), 1);
-    cr_assert_eq(get_i64(S(f, "v")), 1);
-    cr_assert_eq(rill_map_put(S(f, "m"), "x", 1, "y", 1), RILL_EINVAL);
-    cr_assert_eq(rill_map_put(S(f, "m"), NULL, 0, "y", 1), RILL_OK);
-    f->op.key_len = max - 5;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            f->op.key_len = lens[i];
+            f->op.kg = (uint16_t)i;
+            if (pass == 0) {
+                put_i64(S(f, "v"), (int64_t)lens[i]);
+                map_put_str(S(f, "m"), "x", "y");
+                continue;
+            }
+            cr_assert_eq(get_i64(S(f, "v")), (int64_t)lens[i], "key of %zu bytes", lens[i]);
+            expect_map_get(S(f, "m"), "x", "y");
+        }
+        cr_assert_eq(rill__kv_drop_cache(f->op.kv), RILL_OK); /* then read from LMDB */
+    }
+    fx_free(f);
+}
+
+Test(state, key_over_65535_bytes_is_einval)
+{
+    fix *f = counter();
+    fx_add(f, "v", RILL_STATE_VALUE);
+    fx_open(f, 1 << 20);
+    static unsigned char key[65536];
+    f->op.key = key;
+    f->op.key_len = sizeof key;
     cr_assert_eq(rill_state_put(S(f, "v"), "a", 1), RILL_EINVAL);
     cr_assert_not_null(strstr(f->op.user_err, "too long"), "%s", f->op.user_err);
     fx_free(f);
@@ -988,7 +930,7 @@ Test(state, key_too_long_for_lmdb_is_einval)
 
 Test(state, store_directory_created_and_removed_on_close)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     snprintf(f->dir, sizeof f->dir, "%s/a/b/c", tmpdir);
     fx_open(f, 1 << 20);
@@ -1008,7 +950,7 @@ Test(state, store_directory_created_and_removed_on_close)
 
 Test(state, no_store_without_keyed_state)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "bc", RILL_STATE_BROADCAST);
     fx_open(f, 1 << 20);
     struct stat sb;
@@ -1019,7 +961,7 @@ Test(state, no_store_without_keyed_state)
 
 Test(state, uncreatable_directory_is_eio_naming_the_path)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     char file[128];
     tmp_path(file, sizeof file, "plainfile");
@@ -1027,10 +969,10 @@ Test(state, uncreatable_directory_is_eio_naming_the_path)
     cr_assert_not_null(fp);
     fclose(fp);
     snprintf(f->dir, sizeof f->dir, "%s/sub/0", file);
-    int rc = rill__state_open(&f->op, f->dir, 1 << 20, f->errbuf);
+    int rc = rill__state_open(&f->op, f->dir, 1 << 20, f->err);
     cr_assert_eq(rc, RILL_EIO);
-    cr_assert_not_null(strstr(f->errbuf, f->dir), "%s", f->errbuf);
-    cr_assert_not_null(strstr(f->errbuf, "'counter'"), "%s", f->errbuf);
+    cr_assert_not_null(strstr(f->err, f->dir), "%s", f->err);
+    cr_assert_not_null(strstr(f->err, "'counter'"), "%s", f->err);
     cr_assert_null(f->op.states);
     cr_assert_null(f->op.kv);
     fx_free(f);
@@ -1038,7 +980,7 @@ Test(state, uncreatable_directory_is_eio_naming_the_path)
 
 Test(state, flush_writes_every_dirty_value)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_open(f, 64 << 20);
     for (uint64_t i = 0; i < 1000; i++) {
@@ -1058,7 +1000,7 @@ Test(state, flush_writes_every_dirty_value)
 
 Test(state, values_read_back_from_lmdb_after_eviction)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_add(f, "l", RILL_STATE_LIST);
     fx_add(f, "m", RILL_STATE_MAP);
@@ -1101,7 +1043,7 @@ Test(state, values_read_back_from_lmdb_after_eviction)
 
 Test(state, cache_smaller_than_the_data_gives_exact_values)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "v");
@@ -1136,7 +1078,7 @@ Test(state, map_full_grows_the_map_several_times)
 {
     size_t saved = rill__kv_initial_map_size;
     rill__kv_initial_map_size = 64 << 10;
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_add(f, "m", RILL_STATE_MAP);
     fx_open(f, 1 << 20);
@@ -1176,7 +1118,7 @@ Test(state, state_larger_than_the_initial_map)
 {
     size_t saved = rill__kv_initial_map_size;
     rill__kv_initial_map_size = 1 << 20;
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "l", RILL_STATE_LIST);
     fx_open(f, 1 << 20);
     rill__kv_initial_map_size = saved;
@@ -1212,7 +1154,7 @@ Test(state, state_larger_than_the_initial_map)
 
 Test(state, values_borrowed_across_a_spill_stay_valid_for_the_next_call)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "a", RILL_STATE_VALUE);
     fx_add(f, "b", RILL_STATE_VALUE);
     fx_open(f, 64 << 10);
@@ -1241,7 +1183,7 @@ Test(state, values_borrowed_across_a_spill_stay_valid_for_the_next_call)
 
 Test(state, a_value_larger_than_the_cache_copied_to_another_state)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "a", RILL_STATE_VALUE);
     fx_add(f, "b", RILL_STATE_VALUE);
     fx_open(f, 64 << 10);
@@ -1269,7 +1211,7 @@ Test(state, a_value_larger_than_the_cache_copied_to_another_state)
 
 Test(state, ttl_value_expires_exactly_at_write_plus_ttl)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE)->ttl = 100;
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "v");
@@ -1287,7 +1229,7 @@ Test(state, ttl_value_expires_exactly_at_write_plus_ttl)
 
 Test(state, ttl_rewrite_extends_the_life)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE)->ttl = 100;
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "v");
@@ -1307,7 +1249,7 @@ Test(state, ttl_rewrite_extends_the_life)
 
 Test(state, ttl_reducing_add_restarts_from_the_new_value_after_expiry)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add_reducing(f, "sum", sum_i64)->ttl = 10;
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "sum");
@@ -1328,7 +1270,7 @@ Test(state, ttl_reducing_add_restarts_from_the_new_value_after_expiry)
 
 Test(state, ttl_list_expires_per_element)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "l", RILL_STATE_LIST)->ttl = 100;
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "l");
@@ -1352,7 +1294,7 @@ Test(state, ttl_list_expires_per_element)
 
 Test(state, ttl_map_expires_per_entry)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "m", RILL_STATE_MAP)->ttl = 100;
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "m");
@@ -1377,7 +1319,7 @@ Test(state, ttl_map_expires_per_entry)
 
 Test(state, ttl_values_read_back_from_lmdb_keep_their_expiry)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE)->ttl = 100;
     fx_open(f, 1 << 20);
     rill_state *st = S(f, "v");
@@ -1402,7 +1344,7 @@ static void maintain_all(fix *f, int64_t now)
 
 Test(state, maintain_removes_expired_records_from_lmdb)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE)->ttl = 1000;
     fx_add(f, "plain", RILL_STATE_VALUE);
     fx_open(f, 1 << 20);
@@ -1427,7 +1369,7 @@ Test(state, maintain_removes_expired_records_from_lmdb)
 
 Test(state, maintain_expires_cached_entries_at_the_next_flush)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE)->ttl = 1000;
     fx_open(f, 64 << 20);
     f->job.clock = 0;
@@ -1445,7 +1387,7 @@ Test(state, maintain_expires_cached_entries_at_the_next_flush)
 
 Test(state, maintain_rewrites_lists_with_expired_elements)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "l", RILL_STATE_LIST)->ttl = 100;
     fx_add(f, "m", RILL_STATE_MAP)->ttl = 100;
     fx_open(f, 1 << 20);
@@ -1498,11 +1440,11 @@ static int ok_or_nomem(int rc) { return rc == RILL_OK || rc == RILL_ENOMEM; }
 static int alloc_round(fix *f)
 {
     int clean = 1;
-    int rc = rill__state_open(&f->op, f->dir, 64 << 10, f->errbuf);
+    int rc = rill__state_open(&f->op, f->dir, 64 << 10, f->err);
     cr_assert(ok_or_nomem(rc), "open: %s", rill_err_name(rc));
     if (rc) {
         cr_assert_null(f->op.states);
-        cr_assert_neq(f->errbuf[0], '\0');
+        cr_assert_neq(f->err[0], '\0');
         return 0;
     }
     char val[200];
@@ -1530,7 +1472,7 @@ static int alloc_round(fix *f)
 
 Test(state, allocation_failures_are_enomem_never_a_crash)
 {
-    fix *f = fx_new();
+    fix *f = counter();
     fx_add(f, "v", RILL_STATE_VALUE);
     fx_add(f, "l", RILL_STATE_LIST);
     fx_add(f, "m", RILL_STATE_MAP);

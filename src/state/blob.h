@@ -142,6 +142,35 @@ static inline size_t rill__map_splice(unsigned char *b, size_t blen, size_t off,
     return blen - old + len;
 }
 
+/* Merge the maps a and b into dst (room for alen + blen bytes, apart from
+ * both); an entry of b replaces the entry of a with the same key. Returns
+ * the length of the result. */
+static inline size_t rill__map_merge(unsigned char *dst, const unsigned char *a, size_t alen,
+                                     const unsigned char *b, size_t blen)
+{
+    size_t ao = 0, bo = 0, n = 0, akl = 0, avl = 0, bkl = 0, bvl = 0;
+    const unsigned char *ak = NULL, *av = NULL, *bk = NULL, *bv = NULL;
+    size_t an = ao, bn = bo;
+    int ha = rill__map_at(a, alen, &an, &ak, &akl, &av, &avl);
+    int hb = rill__map_at(b, blen, &bn, &bk, &bkl, &bv, &bvl);
+    while (ha || hb) {
+        int c = !ha ? 1 : !hb ? -1 : rill__keycmp(ak, akl, bk, bkl);
+        const unsigned char *from = c < 0 ? a + ao : b + bo;
+        size_t len = c < 0 ? an - ao : bn - bo;
+        memcpy(dst + n, from, len);
+        n += len;
+        if (c <= 0) {
+            ao = an;
+            ha = rill__map_at(a, alen, &an, &ak, &akl, &av, &avl);
+        }
+        if (c >= 0) {
+            bo = bn;
+            hb = rill__map_at(b, blen, &bn, &bk, &bkl, &bv, &bvl);
+        }
+    }
+    return n;
+}
+
 /* Remove the entry at off; returns the new length. */
 static inline size_t rill__map_cut(unsigned char *b, size_t blen, size_t off)
 {

@@ -2,7 +2,8 @@
  * in its directory, reading entries on cache misses, writing the dirty
  * entries in large sorted transactions (growing a full map and retrying),
  * and removing the directory on close. The cache table is kvcache.c,
- * background walks are kvscan.c. */
+ * background walks are kvscan.c, long records kvlong.c, restoring
+ * kvload.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,15 +50,7 @@ size_t rill__kv_encode_key(unsigned char *buf, uint16_t kg, const void *key, siz
 {
     buf[0] = (unsigned char)(kg >> 8);
     buf[1] = (unsigned char)kg;
-    buf[2] = (unsigned char)(klen >> 8);
-    buf[3] = (unsigned char)klen;
-    if (klen)
-        memcpy(buf + 4, key, klen);
-    buf[4 + klen] = (unsigned char)(nslen >> 8);
-    buf[5 + klen] = (unsigned char)nslen;
-    if (nslen)
-        memcpy(buf + 6 + klen, ns, nslen);
-    return 6 + klen + nslen;
+    return 2 + rill__kvl_encode_part(buf + 2, key, klen, ns, nslen);
 }
 
 static size_t encode_ent(rill__kv *kv, rill__kvent *e)
@@ -206,8 +199,9 @@ static int open_store(rill__kv *kv, const char *dir, const char *const *names,
     kv->used = rill__calloc(n, 1);
     kv->resume = rill__calloc(n, sizeof(unsigned char *));
     kv->resume_len = rill__calloc(n, sizeof(size_t));
+    kv->longs = rill__calloc(n, 1);
     if (!kv->dir || !kv->names || !kv->dbi || !kv->is_map || !kv->used || !kv->resume ||
-        !kv->resume_len)
+        !kv->resume_len || !kv->longs)
         return RILL_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         if (!(kv->names[i] = rill__strdup(names[i])))
@@ -310,6 +304,9 @@ void rill__kv_close(rill__kv *kv)
     rill__free(kv->resume_len);
     rill__free(kv->kbuf);
     rill__free(kv->tmp);
+    rill__free(kv->longs);
+    rill__free(kv->lbuf);
+    rill__free(kv->obuf);
     rill__free(kv->dir);
     if (kv->vinit) {
         pthread_cond_destroy(&kv->vcv);
@@ -374,42 +371,93 @@ static int load_map(rill__kv *kv, unsigned sid, size_t kl, size_t *blen)
     return RILL_OK;
 }
 
+/* What a cache miss found in LMDB: up to two parts, a and b (b a map blob
+ * of a long record to merge into the map a), in LMDB's or kv->tmp's
+ * memory until the read transaction ends. */
+typedef struct found {
+    const void *a, *b;
+    size_t alen, blen;
+    int any;
+} found;
+
+/* The long record of (kg, key, ns), if any, as f->b. */
+static int read_long(rill__kv *kv, unsigned sid, uint16_t kg, const void *key, size_t klen,
+                     const void *ns, size_t nslen, found *f)
+{
+    size_t plen = rill__kvl_part(kv, key, klen, ns, nslen);
+    if (!plen)
+        return rill__kvi_nomem(kv, "reading state");
+    unsigned char lkey[RILL__KVL_KEY];
+    MDB_val v;
+    int hit;
+    int rc = rill__kvl_find(kv, kv->rtxn, sid, kg, kv->lbuf, plen, lkey, &v, &hit);
+    if (rc)
+        return rill__kvi_fail(kv, (int)sid, "reading a long record", rc);
+    if (hit) {
+        f->b = v.mv_data;
+        f->blen = v.mv_size;
+        f->any = 1;
+    }
+    return RILL_OK;
+}
+
+static int read_db(rill__kv *kv, unsigned sid, uint16_t kg, const void *key, size_t klen,
+                   const void *ns, size_t nslen, found *f)
+{
+    int rc = rill__kvi_resume(kv);
+    if (rc)
+        return rc;
+    kv->n_db_reads++;
+    if (6 + klen + nslen > kv->maxkey) /* a long record, or none */
+        return read_long(kv, sid, kg, key, klen, ns, nslen, f);
+    size_t kl = rill__kv_encode_key(kv->kbuf, kg, key, klen, ns, nslen);
+    if (!kv->is_map[sid]) {
+        MDB_val k = {kl, kv->kbuf}, v;
+        rc = mdb_get(kv->rtxn, kv->dbi[sid], &k, &v);
+        if (rc == 0) {
+            f->a = v.mv_data;
+            f->alen = v.mv_size;
+            f->any = 1;
+        } else if (rc != MDB_NOTFOUND) {
+            return rill__kvi_fail(kv, (int)sid, "mdb_get", rc);
+        }
+        return RILL_OK;
+    }
+    if ((rc = load_map(kv, sid, kl, &f->alen)) != RILL_OK)
+        return rc;
+    f->a = kv->tmp;
+    f->any = f->alen > 0;
+    /* Entries with long map keys are in a long record. */
+    if (kv->longs[sid] && (rc = read_long(kv, sid, kg, key, klen, ns, nslen, f)) != RILL_OK)
+        return rc;
+    if (f->blen > RILL__KV_VALUE_MAX || f->alen > RILL__KV_VALUE_MAX - f->blen) {
+        rill__fmt(kv->err, "state '%s' (state store '%s'): map too large", kv->names[sid],
+                  kv->dir);
+        return RILL_ENOMEM;
+    }
+    return RILL_OK;
+}
+
 /* A new entry for a cache miss: from LMDB, or absent. */
 static int load(rill__kv *kv, unsigned sid, uint16_t kg, const void *key, size_t klen,
                 const void *ns, size_t nslen, rill__kvent **out)
 {
-    const void *src = NULL;
-    size_t len = 0;
-    int found = 0;
+    found f = {NULL, NULL, 0, 0, 0};
     if (kv->used[sid]) {
-        int rc = rill__kvi_resume(kv);
+        int rc = read_db(kv, sid, kg, key, klen, ns, nslen, &f);
         if (rc)
             return rc;
-        kv->n_db_reads++;
-        size_t kl = rill__kv_encode_key(kv->kbuf, kg, key, klen, ns, nslen);
-        if (kv->is_map[sid]) {
-            if ((rc = load_map(kv, sid, kl, &len)) != RILL_OK)
-                return rc;
-            found = len > 0;
-            src = kv->tmp;
-        } else {
-            MDB_val k = {kl, kv->kbuf}, v;
-            rc = mdb_get(kv->rtxn, kv->dbi[sid], &k, &v);
-            if (rc == 0) {
-                found = 1;
-                src = v.mv_data;
-                len = v.mv_size;
-            } else if (rc != MDB_NOTFOUND) {
-                return rill__kvi_fail(kv, (int)sid, "mdb_get", rc);
-            }
-        }
     }
+    size_t len = f.alen + f.blen;
     rill__kvent *e = rill__kvc_new(kv, sid, kg, key, klen, ns, nslen, len);
     if (!e)
         return rill__kvi_nomem(kv, "caching a state value");
-    if (found) {
-        if (len)
-            memcpy(rill__kvent_val(e), src, len);
+    if (f.any) {
+        unsigned char *val = rill__kvent_val(e);
+        if (f.blen && f.alen)
+            len = rill__map_merge(val, f.a, f.alen, f.b, f.blen);
+        else if (len)
+            memcpy(val, f.blen ? f.b : f.a, len);
         e->vlen = (uint32_t)len;
         e->flags = RILL__KV_INDB | RILL__KV_REF;
     } else {
@@ -429,11 +477,11 @@ int rill__kv_find(rill__kv *kv, unsigned sid, uint16_t kg, const void *key, size
         *out = e;
         return RILL_OK;
     }
-    if (klen > UINT16_MAX || nslen > UINT16_MAX || 6 + klen + nslen > kv->maxkey) {
+    if (klen > UINT16_MAX || nslen > UINT16_MAX) {
         rill__fmt(kv->err,
                   "state '%s': a key of %zu bytes with a namespace of %zu bytes is too long "
-                  "for the state store (at most %zu bytes together)",
-                  kv->names[sid], klen, nslen, kv->maxkey - 6);
+                  "(at most %u bytes each)",
+                  kv->names[sid], klen, nslen, (unsigned)UINT16_MAX);
         return RILL_EINVAL;
     }
     int rc = load(kv, sid, kg, key, klen, ns, nslen, &e);
@@ -464,10 +512,16 @@ void rill__kv_prefetch(rill__kv *kv, unsigned sid, uint16_t kg, const void *key,
         }
 }
 
+/* Largest value of e: a long record holds its key part too. */
+static size_t value_max(const rill__kvent *e)
+{
+    return RILL__KV_VALUE_MAX - 4 - e->klen - e->nslen;
+}
+
 int rill__kv_set_slow(rill__kv *kv, rill__kvent **ep, const void *val, size_t len)
 {
     rill__kvent *e = *ep;
-    if (len > RILL__KV_VALUE_MAX) {
+    if (len > value_max(e)) {
         rill__fmt(kv->err, "state '%s': a value of %zu bytes is too large", kv->names[e->sid],
                   len);
         return RILL_EINVAL;
@@ -490,7 +544,7 @@ int rill__kv_set_slow(rill__kv *kv, rill__kvent **ep, const void *val, size_t le
 int rill__kv_reserve_slow(rill__kv *kv, rill__kvent **ep, size_t cap)
 {
     rill__kvent *e = *ep;
-    if (cap > RILL__KV_VALUE_MAX) {
+    if (cap > value_max(e)) {
         rill__fmt(kv->err, "state '%s': a value of %zu bytes is too large", kv->names[e->sid],
                   cap);
         return RILL_EINVAL;
@@ -560,47 +614,83 @@ static int del_range(rill__kv *kv, MDB_txn *txn, MDB_dbi dbi, size_t kl)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int write_ent(rill__kv *kv, MDB_txn *txn, rill__kvent *e, const char **what)
+/* Write the entry of a (key, namespace) too long for a direct record. */
+static int write_long(rill__kv *kv, MDB_txn *txn, rill__kvent *e, int absent)
+{
+    if (absent && !(e->flags & RILL__KV_INDB))
+        return 0;
+    size_t plen = rill__kvl_part(kv, rill__kvent_key(e), e->klen, rill__kvent_ns(e), e->nslen);
+    if (!plen)
+        return ENOMEM;
+    return rill__kvl_put(kv, txn, e->sid, e->kg, kv->lbuf, plen, rill__kvent_val(e), e->vlen,
+                         absent);
+}
+
+/* Write a map of a (key, namespace) that fits a direct record (its LMDB
+ * key prefix in kbuf[0..kl)): an entry per direct record, and those whose
+ * map keys do not fit in the long record of the (key, namespace). */
+static int write_map(rill__kv *kv, MDB_txn *txn, rill__kvent *e, size_t kl, int absent,
+                     const char **what)
 {
     MDB_dbi dbi = kv->dbi[e->sid];
-    size_t kl = encode_ent(kv, e);
-    int absent = (e->flags & RILL__KV_ABSENT) || e->vlen == 0;
-    int rc = 0;
-    if (!kv->is_map[e->sid]) {
-        MDB_val k = {kl, kv->kbuf};
-        if (e->flags & RILL__KV_ABSENT) {
-            if (e->flags & RILL__KV_INDB) {
-                *what = "mdb_del";
-                rc = mdb_del(txn, dbi, &k, NULL);
-                if (rc == MDB_NOTFOUND)
-                    rc = 0;
-            }
-        } else {
-            MDB_val v = {e->vlen, rill__kvent_val(e)};
-            *what = "mdb_put";
-            rc = mdb_put(txn, dbi, &k, &v, 0);
-        }
-        return rc;
-    }
+    int rc;
     if (e->flags & RILL__KV_INDB) {
         *what = "deleting a map";
         if ((rc = del_range(kv, txn, dbi, kl)) != 0)
             return rc;
     }
-    if (absent)
-        return 0;
-    const unsigned char *b = rill__kvent_val(e), *mk, *mv;
-    size_t off = 0, mkl, mvl;
-    *what = "mdb_put";
-    while (rill__map_at(b, e->vlen, &off, &mk, &mkl, &mv, &mvl)) {
-        if (kl + mkl > kv->maxkey)
-            return MDB_BAD_VALSIZE; /* refused by rill_map_put already */
-        memcpy(kv->kbuf + kl, mk, mkl);
-        MDB_val k = {kl + mkl, kv->kbuf}, v = {mvl, (void *)mv};
-        if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0)
-            return rc;
+    size_t olen = 0;
+    if (!absent) {
+        const unsigned char *b = rill__kvent_val(e), *mk, *mv;
+        size_t off = 0, at = 0, mkl, mvl;
+        *what = "mdb_put";
+        for (; rill__map_at(b, e->vlen, &off, &mk, &mkl, &mv, &mvl); at = off) {
+            if (mkl > kv->maxkey - kl) {
+                if (rill__grow((void **)&kv->obuf, &kv->ocap, olen + (off - at), 1))
+                    return ENOMEM;
+                memcpy(kv->obuf + olen, b + at, off - at);
+                olen += off - at;
+                continue;
+            }
+            memcpy(kv->kbuf + kl, mk, mkl);
+            MDB_val k = {kl + mkl, kv->kbuf}, v = {mvl, (void *)mv};
+            if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0)
+                return rc;
+        }
     }
-    return 0;
+    if (!olen && !((e->flags & RILL__KV_INDB) && kv->longs[e->sid]))
+        return 0;
+    *what = olen ? "writing a long record" : "deleting a long record";
+    return rill__kvl_put(kv, txn, e->sid, e->kg, kv->kbuf + 2, kl - 2, kv->obuf, olen, !olen);
+}
+
+static int write_ent(rill__kv *kv, MDB_txn *txn, rill__kvent *e, const char **what)
+{
+    MDB_dbi dbi = kv->dbi[e->sid];
+    int is_map = kv->is_map[e->sid];
+    int absent = (e->flags & RILL__KV_ABSENT) || (is_map && e->vlen == 0);
+    if (6 + (size_t)e->klen + e->nslen > kv->maxkey) {
+        *what = "writing a long record";
+        return write_long(kv, txn, e, absent);
+    }
+    size_t kl = encode_ent(kv, e);
+    if (is_map)
+        return write_map(kv, txn, e, kl, absent, what);
+    int rc = 0;
+    MDB_val k = {kl, kv->kbuf};
+    if (absent) {
+        if (e->flags & RILL__KV_INDB) {
+            *what = "mdb_del";
+            rc = mdb_del(txn, dbi, &k, NULL);
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+    } else {
+        MDB_val v = {e->vlen, rill__kvent_val(e)};
+        *what = "mdb_put";
+        rc = mdb_put(txn, dbi, &k, &v, 0);
+    }
+    return rc;
 }
 
 /* A run of sorted entries for one write transaction. */
@@ -704,92 +794,4 @@ void rill__kv_stats(const rill__kv *kv, rill__kvstats *s)
     s->map_grows = kv->n_grows;
     s->evictions = kv->n_evictions;
     s->db_reads = kv->n_db_reads;
-}
-
-/* ---- restore ---------------------------------------------------------------- */
-
-/* Records of a snapshot section for one write transaction: m records of
- * buf from off on; end is where they stop. */
-typedef struct recrun {
-    unsigned sid;
-    const unsigned char *buf;
-    size_t off, m, end;
-} recrun;
-
-/* (Sorted input needs no MDB_APPEND: LMDB fills pages as well for keys
- * arriving in order.) */
-static int load_run(rill__kv *kv, MDB_txn *txn, void *arg, const char **what, int *sid)
-{
-    recrun *r = arg;
-    MDB_cursor *cur;
-    (void)sid;
-    *what = "mdb_cursor_open";
-    int rc = mdb_cursor_open(txn, kv->dbi[r->sid], &cur);
-    if (rc)
-        return rc;
-    *what = "mdb_put";
-    size_t o = r->off;
-    for (size_t i = 0; i < r->m && !rc; i++) {
-        size_t kl = rill__rd32(r->buf + o), vl = rill__rd32(r->buf + o + 4);
-        MDB_val k = {kl, (void *)(r->buf + o + 8)}, v = {vl, (void *)(r->buf + o + 8 + kl)};
-        rc = mdb_cursor_put(cur, &k, &v, 0);
-        o += 8 + kl + vl;
-    }
-    mdb_cursor_close(cur);
-    r->end = o;
-    return rc;
-}
-
-int rill__kv_load(rill__kv *kv, unsigned sid, const unsigned char *buf, size_t len)
-{
-    size_t n = 0;
-    for (size_t o = 0; o < len; n++)
-        o += 8 + (size_t)rill__rd32(buf + o) + rill__rd32(buf + o + 4);
-    size_t done = 0, chunk = n;
-    recrun r = {sid, buf, 0, 0, 0};
-    rill__kvi_pause(kv);
-    while (done < n) {
-        r.m = chunk < n - done ? chunk : n - done;
-        int rc = rill__kvi_write(kv, load_run, &r, (int)sid, r.m > 1);
-        if (rc == MDB_TXN_FULL) {
-            chunk = r.m / 2;
-            continue;
-        }
-        if (rc)
-            return rc;
-        kv->n_flushes++;
-        kv->used[sid] = 1;
-        r.off = r.end;
-        done += r.m;
-    }
-    return rill__kvi_resume(kv);
-}
-
-static int drop_all(rill__kv *kv, MDB_txn *txn, void *arg, const char **what, int *sid)
-{
-    (void)arg;
-    *what = "mdb_drop";
-    for (size_t i = 0; i < kv->n; i++) {
-        *sid = (int)i;
-        int rc = mdb_drop(txn, kv->dbi[i], 0);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-int rill__kv_empty(rill__kv *kv)
-{
-    for (size_t i = 0; i < kv->cap; i++)
-        if (kv->slots[i].e)
-            kv->slots[i].e->flags &= (uint8_t)~RILL__KV_DIRTY;
-    rill__kvc_evict(kv, 0, 1);
-    for (size_t i = 0; i < kv->n; i++)
-        kv->resume_len[i] = 0;
-    rill__kvi_pause(kv);
-    int rc = rill__kvi_write(kv, drop_all, NULL, -1, 0);
-    if (rc)
-        return rc;
-    kv->n_flushes++;
-    return rill__kvi_resume(kv);
 }

@@ -19,7 +19,12 @@
  * (key = prefix + map key, value = the entry's value); in the cache the
  * whole map of a (key, namespace) is one blob in the map encoding of
  * blob.h, loaded by a range scan and written back as "delete the range,
- * put every entry".
+ * put every entry". A record whose key would be longer than LMDB's key
+ * size (rill__kv_max_key) is a long record instead: kg | FF FF | a hash
+ * of the (key, namespace) | a number, with the key kept in the value and
+ * compared on every read; the entries of a map that do not fit are one
+ * long record of that (key, namespace) (kv_int.h has the layout). Keys
+ * and namespaces may be up to 65535 bytes, map keys longer still.
  *
  * Pointers to entries (rill__kvent) stay valid until the next call that
  * may evict (rill__kv_tend / spill / drop) or move the entry (set/reserve
@@ -41,6 +46,9 @@ typedef struct rill__kv rill__kv;
 extern size_t rill__kv_initial_map_size;
 /* Extra mdb_env_open flags (default 0; e.g. MDB_WRITEMAP for measuring). */
 extern unsigned rill__kv_extra_env_flags;
+/* The 128-bit hash (16 bytes into out) that names a long record (default:
+ * XXH3_128bits, big-endian). Tests replace it to make hashes collide. */
+extern void (*rill__kv_long_hash)(const void *p, size_t len, unsigned char *out);
 
 /* Entry flags. */
 enum {
@@ -132,8 +140,8 @@ int rill__kv_open(rill__kv **out, const char *dir, const char *const *names,
 void rill__kv_close(rill__kv *kv);
 /* Message of the last failed call, naming the state and the directory. */
 const char *rill__kv_errmsg(const rill__kv *kv);
-/* Largest LMDB key: a (key, namespace[, map key]) must fit in it
- * (6 + key + namespace [+ map key] bytes). */
+/* Largest LMDB key: a record whose key (6 + key + namespace [+ map key]
+ * bytes) is longer is a long record. */
 size_t rill__kv_max_key(const rill__kv *kv);
 
 static inline uint64_t rill__kv_gen(const rill__kv *kv)
@@ -162,8 +170,8 @@ int rill__kv_flush(rill__kv *kv);
 int rill__kv_drop_cache(rill__kv *kv);
 
 /* The entry of (sid, kg, key, ns), read from LMDB on a cache miss (an
- * absent value gives an ABSENT entry). klen and nslen <= 65535; RILL_EINVAL
- * when the LMDB key would be longer than rill__kv_max_key. */
+ * absent value gives an ABSENT entry). RILL_EINVAL when klen or nslen is
+ * above 65535. */
 int rill__kv_find(rill__kv *kv, unsigned sid, uint16_t kg, const void *key, size_t klen,
                   const void *ns, size_t nslen, rill__kvent **out);
 
@@ -239,10 +247,13 @@ int rill__kv_cache_scan(rill__kv *kv, size_t max, rill__kv_entry_fn fn, void *ar
 
 /* Decision on an LMDB record (rill__kv_db_scan). */
 enum { RILL__KV_KEEP = 0, RILL__KV_DELETE = 1, RILL__KV_REPLACE = 2 };
-/* fn looks at a record's value; RILL__KV_REPLACE sets nval and nlen
- * (borrowed until the next call of fn). Negative: error, stops the scan. */
-typedef int (*rill__kv_rec_fn)(const void *val, size_t len, const void **nval, size_t *nlen,
-                               void *arg);
+/* fn looks at a record's value: the whole value of a (key, namespace) as
+ * the cache holds it, or for map state, when whole is 0, one map entry's
+ * value (whole is 1 for a long record: a map blob of several entries).
+ * RILL__KV_REPLACE sets nval and nlen (borrowed until the next call of
+ * fn). Negative: error, stops the scan. */
+typedef int (*rill__kv_rec_fn)(const void *val, size_t len, int whole, const void **nval,
+                               size_t *nlen, void *arg);
 /* Visit up to max LMDB records of sid, resuming after the last one seen
  * (wrapping around at the end), skipping those whose (key, namespace) is
  * cached (the cache is authoritative for them), and apply fn's decisions
@@ -251,7 +262,8 @@ typedef int (*rill__kv_rec_fn)(const void *val, size_t len, const void **nval, s
 int rill__kv_db_scan(rill__kv *kv, unsigned sid, size_t max, rill__kv_rec_fn fn, void *arg,
                      size_t *changed);
 
-/* Number of LMDB records of sid (map state: map entries), as flushed. */
+/* Number of LMDB records of sid (map state: map entries, but a long
+ * record holds the entries of a map that do not fit), as flushed. */
 int rill__kv_db_count(rill__kv *kv, unsigned sid, size_t *n);
 
 typedef struct rill__kvstats {
@@ -280,12 +292,15 @@ MDB_dbi rill__kv_dbi(const rill__kv *kv, unsigned sid);
 typedef struct rill__kvview rill__kvview;
 int rill__kv_view(rill__kv *kv, rill__kvview **out);
 /* fn gets each record: its key group, its LMDB key without the key group
- * (as kv.h describes it), its value. A non-zero result stops the scan and
- * is returned. */
+ * in the form above (a long record's too, which may thus be longer than
+ * rill__kv_max_key), its value. A long record of map state comes as one
+ * call per map entry. A non-zero result stops the scan and is returned. */
 typedef int (*rill__kv_view_fn)(uint16_t kg, const unsigned char *key, size_t klen,
                                 const void *val, size_t vlen, void *arg);
 /* Visit the records of sid as of the view, in LMDB key order (map state:
- * one per map entry). RILL_EIO/RILL_ENOMEM with rill__kv_view_errmsg. */
+ * one per map entry), but for long records: their entries come among
+ * those of their key group, not in key order (key groups stay in
+ * increasing order). RILL_EIO/RILL_ENOMEM with rill__kv_view_errmsg. */
 int rill__kv_view_scan(rill__kvview *v, unsigned sid, rill__kv_view_fn fn, void *arg);
 const char *rill__kv_view_errmsg(const rill__kvview *v);
 /* Accepts NULL. */
@@ -296,10 +311,13 @@ void rill__kv_view_free(rill__kvview *v);
 void rill__kv_mark_used(rill__kv *kv, unsigned sid);
 /* Restore: put records into sid's DBI, behind the cache's back. buf[0..len)
  * holds them one after the other, each [u32 key length][u32 value
- * length][key][value] (native order), keys being whole LMDB keys (at most
- * rill__kv_max_key bytes). One write transaction for all (a full map grows
- * and the transaction is retried; one with too many dirty pages is split).
- * Marks sid used. The cache must hold no entry of these keys
+ * length][key][value] (native order), keys being LMDB keys as kv.h
+ * describes them (map state: one per map entry); one longer than
+ * rill__kv_max_key goes into a long record (the entries of a map best
+ * come one after the other). RILL_EINVAL for a key that is not of that
+ * form, before anything is written. One write transaction for all (a full
+ * map grows and the transaction is retried; one with too many dirty pages
+ * is split). Marks sid used. The cache must hold no entry of these keys
  * (rill__kv_drop_cache first). */
 int rill__kv_load(rill__kv *kv, unsigned sid, const unsigned char *buf, size_t len);
 /* Remove every record of every state from LMDB and the cache (a failed

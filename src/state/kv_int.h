@@ -1,5 +1,6 @@
 /* kv_int.h - the insides of the keyed-state store, shared by kv.c (LMDB,
- * spilling) and kvcache.c (the cache table, its slab and eviction). */
+ * spilling), kvcache.c (the cache table, its slab and eviction), kvlong.c
+ * (long records), kvscan.c, kvview.c and kvload.c. */
 #ifndef RILL_STATE_KV_INT_H
 #define RILL_STATE_KV_INT_H
 
@@ -58,6 +59,12 @@ struct rill__kv {
     unsigned char *kbuf; /* an LMDB key being built (maxkey bytes) */
     unsigned char *tmp;  /* loading a map */
     size_t tmpcap;
+    /* Long records (kvlong.c). */
+    unsigned char *longs; /* per state: its DBI may hold long records */
+    unsigned char *lbuf;  /* a key part being built */
+    size_t lcap;
+    unsigned char *obuf;  /* a map's entries that go to its long record */
+    size_t ocap;
     unsigned char **resume; /* rill__kv_db_scan: last LMDB key seen, per state */
     size_t *resume_len;
 
@@ -142,6 +149,78 @@ typedef int (*rill__kvi_body)(rill__kv *kv, MDB_txn *txn, void *arg, const char 
  * (the caller then makes its transactions smaller); any other failure is
  * reported (rill__kvi_fail). The read transaction must be paused. */
 int rill__kvi_write(rill__kv *kv, rill__kvi_body body, void *arg, int sid, int split);
+
+/* ---- long records (kvlong.c) --------------------------------------------
+ * A record whose LMDB key (kv.h) would be longer than maxkey is stored in a
+ * long record instead:
+ *   LMDB key:  kg (2 bytes, BE) | FF FF | hash (16) | n (u32 BE)
+ *   value:     key part | payload
+ * The key part is the LMDB key of the (key, namespace) without the key
+ * group: key length (2, BE) | key | namespace length (2, BE) | namespace.
+ * hash is rill__kv_long_hash of the key part; n tells apart the records
+ * of one key group whose hashes are equal: a lookup visits every record of
+ * (kg, hash) and compares the key parts, so two keys never share a record.
+ * FF FF cannot start a direct key (the key length of a direct key is below
+ * maxkey), so long records sort after the direct ones of their key group,
+ * and a key-group range still covers both.
+ * Value, list, reducing and aggregating state: the payload is the value.
+ * Map state: the payload is a map blob (blob.h) of the entries of the
+ * (key, namespace) that do not fit a direct record: all of them when the
+ * key part is long, those with a long map key otherwise (the others are
+ * direct records). */
+#define RILL__KVL_KEY 24
+
+static inline int rill__kvl_is_long(const void *k, size_t kl)
+{
+    const unsigned char *p = (const unsigned char *)k;
+    return kl >= 4 && p[2] == 0xFF && p[3] == 0xFF;
+}
+
+/* Encode the key part of (key, ns) into p; returns its length. */
+static inline size_t rill__kvl_encode_part(unsigned char *p, const void *key, size_t klen,
+                                           const void *ns, size_t nslen)
+{
+    p[0] = (unsigned char)(klen >> 8);
+    p[1] = (unsigned char)klen;
+    if (klen)
+        memcpy(p + 2, key, klen);
+    p[2 + klen] = (unsigned char)(nslen >> 8);
+    p[3 + klen] = (unsigned char)nslen;
+    if (nslen)
+        memcpy(p + 4 + klen, ns, nslen);
+    return 4 + klen + nslen;
+}
+
+/* The length of the key part at the start of v[0..len) (a long record's
+ * value), or 0 when it does not fit. */
+static inline size_t rill__kvl_part_len(const unsigned char *v, size_t len)
+{
+    if (len < 4)
+        return 0;
+    size_t kl = ((size_t)v[0] << 8) | v[1];
+    if (len - 4 < kl)
+        return 0;
+    size_t nl = ((size_t)v[2 + kl] << 8) | v[3 + kl];
+    return len - 4 - kl < nl ? 0 : 4 + kl + nl;
+}
+
+/* Encode the key part of (key, ns) into kv->lbuf (grown): its length, or
+ * 0 when out of memory. */
+size_t rill__kvl_part(rill__kv *kv, const void *key, size_t klen, const void *ns, size_t nslen);
+/* Look up the long record of (kg, part[0..plen)) of sid in txn: *found = 1
+ * with *val its payload and lkey (RILL__KVL_KEY bytes) its LMDB key, or
+ * *found = 0 with lkey naming a free record for it. 0 or an LMDB error. */
+int rill__kvl_find(rill__kv *kv, MDB_txn *txn, unsigned sid, uint16_t kg,
+                   const unsigned char *part, size_t plen, unsigned char *lkey, MDB_val *val,
+                   int *found);
+/* Put payload[0..len) as the long record of (kg, part) (replacing it), or
+ * with del set, delete that record if there is one. LMDB errors. */
+int rill__kvl_put(rill__kv *kv, MDB_txn *txn, unsigned sid, uint16_t kg,
+                  const unsigned char *part, size_t plen, const void *payload, size_t len,
+                  int del);
+/* Put part | payload as the long record lkey (from rill__kvl_find). */
+int rill__kvl_put_at(rill__kv *kv, MDB_txn *txn, unsigned sid, const unsigned char *lkey,
+                     const unsigned char *part, size_t plen, const void *payload, size_t len);
 
 int rill__kvc_init(rill__kv *kv);
 /* Free every entry, the slabs and the table. */

@@ -30,9 +30,11 @@ typedef struct actbuf {
     size_t n;
 } actbuf;
 
-static int act_add(actbuf *b, int kind, const void *k, size_t kl, const void *v, size_t vl)
+/* An action on the record of key k; the value to put is pre then v. */
+static int act_add(actbuf *b, int kind, const void *k, size_t kl, const void *pre, size_t pl,
+                   const void *v, size_t vl)
 {
-    size_t need = b->len + 9 + kl + vl;
+    size_t need = b->len + 9 + kl + pl + vl;
     if (need > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < need)
@@ -46,10 +48,12 @@ static int act_add(actbuf *b, int kind, const void *k, size_t kl, const void *v,
     unsigned char *p = b->p + b->len;
     p[0] = (unsigned char)kind;
     rill__wr32(p + 1, (uint32_t)kl);
-    rill__wr32(p + 5, (uint32_t)vl);
+    rill__wr32(p + 5, (uint32_t)(pl + vl));
     memcpy(p + 9, k, kl);
+    if (pl)
+        memcpy(p + 9 + kl, pre, pl);
     if (vl)
-        memcpy(p + 9 + kl, v, vl);
+        memcpy(p + 9 + kl + pl, v, vl);
     b->len = need;
     b->n++;
     return RILL_OK;
@@ -98,21 +102,47 @@ static int apply_actions(rill__kv *kv, unsigned sid, const actbuf *b)
     return rill__kvi_resume(kv);
 }
 
-/* Is the record with LMDB key k cached? (The cache then decides.) */
-static int cached(rill__kv *kv, unsigned sid, const unsigned char *k, size_t kl)
+/* Is the (key, namespace) of key part p[0..plen) cached? (The cache then
+ * decides.) */
+static int cached(rill__kv *kv, unsigned sid, uint16_t kg, const unsigned char *p, size_t plen)
 {
-    if (kl < 6)
-        return 0;
-    size_t klen = ((size_t)k[2] << 8) | k[3];
-    if (kl < 6 + klen)
-        return 0;
-    size_t nslen = ((size_t)k[4 + klen] << 8) | k[5 + klen];
-    if (kl < 6 + klen + nslen)
-        return 0;
-    uint16_t kg = (uint16_t)(((unsigned)k[0] << 8) | k[1]);
-    const unsigned char *key = k + 4, *ns = k + 6 + klen;
+    size_t klen = ((size_t)p[0] << 8) | p[1];
+    size_t nslen = plen - 4 - klen;
+    const unsigned char *key = p + 2, *ns = p + 4 + klen;
     uint64_t h = rill__kvc_hash(sid, kg, key, klen, ns, nslen);
     return rill__kvc_get(kv, h, sid, kg, key, klen, ns, nslen) != NULL;
+}
+
+/* Apply fn to the record (k, v) unless the cache holds its (key,
+ * namespace); its decision goes to b. */
+static int visit(rill__kv *kv, unsigned sid, const MDB_val *k, const MDB_val *v,
+                 rill__kv_rec_fn fn, void *arg, actbuf *b)
+{
+    const unsigned char *kk = k->mv_data, *val = v->mv_data;
+    size_t vlen = v->mv_size, plen = 0;
+    int whole = !kv->is_map[sid];
+    if (k->mv_size < 2)
+        return RILL__KV_KEEP;
+    uint16_t kg = (uint16_t)(((unsigned)kk[0] << 8) | kk[1]);
+    if (rill__kvl_is_long(kk, k->mv_size)) {
+        if (!(plen = rill__kvl_part_len(val, vlen)) || cached(kv, sid, kg, val, plen))
+            return RILL__KV_KEEP;
+        whole = 1;
+    } else {
+        size_t pl = rill__kvl_part_len(kk + 2, k->mv_size - 2);
+        if (!pl || cached(kv, sid, kg, kk + 2, pl))
+            return RILL__KV_KEEP;
+    }
+    const void *nv = NULL;
+    size_t nl = 0;
+    int d = fn(val + plen, vlen - plen, whole, &nv, &nl, arg);
+    if (d == RILL__KV_DELETE || d == RILL__KV_REPLACE) {
+        if (d == RILL__KV_DELETE)
+            plen = nl = 0;
+        if (act_add(b, d, kk, k->mv_size, val, plen, nv, nl))
+            return rill__kvi_nomem(kv, "scanning state");
+    }
+    return d < 0 ? d : 0;
 }
 
 int rill__kv_db_scan(rill__kv *kv, unsigned sid, size_t max, rill__kv_rec_fn fn, void *arg,
@@ -147,21 +177,8 @@ int rill__kv_db_scan(rill__kv *kv, unsigned sid, size_t max, rill__kv_rec_fn fn,
     int err = RILL_OK;
     while (rc == 0 && seen < max) {
         seen++;
-        if (!cached(kv, sid, k.mv_data, k.mv_size)) {
-            const void *nv = NULL;
-            size_t nl = 0;
-            int d = fn(v.mv_data, v.mv_size, &nv, &nl, arg);
-            if (d < 0) {
-                err = d;
-                break;
-            }
-            if (d == RILL__KV_DELETE || d == RILL__KV_REPLACE) {
-                if (act_add(&b, d, k.mv_data, k.mv_size, nv, d == RILL__KV_REPLACE ? nl : 0)) {
-                    err = rill__kvi_nomem(kv, "scanning state");
-                    break;
-                }
-            }
-        }
+        if ((err = visit(kv, sid, &k, &v, fn, arg, &b)) != 0)
+            break;
         memcpy(kv->resume[sid], k.mv_data, k.mv_size);
         kv->resume_len[sid] = k.mv_size;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

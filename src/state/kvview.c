@@ -5,8 +5,10 @@
  * begins an LMDB read transaction; nothing is written. Reading it merges
  * the two in LMDB key order: a dirty entry replaces the record of its key
  * (for map state, every record of its (key, namespace) range), an absent
- * one hides it. The store's thread can meanwhile write LMDB (MVCC keeps
- * the view's pages); only map growth and close wait for the view's end.
+ * one hides it; it hides the long record of its (key, namespace) too,
+ * found by its key part among the copies. The store's thread can
+ * meanwhile write LMDB (MVCC keeps the view's pages); only map growth and
+ * close wait for the view's end.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +47,8 @@ struct rill__kvview {
     size_t n;
     size_t *start; /* after sorting: idx range of sid is start[sid]..start[sid+1] */
     int sorted;
-    unsigned char *kbuf; /* a map entry's LMDB key (maxkey bytes) */
+    unsigned char *kbuf; /* a map entry's LMDB key, a key group and key part */
+    size_t kcap;
     char err[RILL__ERRMSG_MAX];
 };
 
@@ -128,11 +131,6 @@ int rill__kv_view(rill__kv *kv, rill__kvview **out)
     if (!v)
         return rill__kvi_nomem(kv, "taking a view of the state");
     v->kv = kv;
-    v->kbuf = rill__malloc(kv->maxkey);
-    if (!v->kbuf) {
-        rill__kv_view_free(v);
-        return rill__kvi_nomem(kv, "taking a view of the state");
-    }
     if (kv->count && !(v->idx = rill__malloc(kv->count * sizeof *v->idx))) {
         rill__kv_view_free(v);
         return rill__kvi_nomem(kv, "copying state for a snapshot");
@@ -258,6 +256,34 @@ static int bad_record(rill__kvview *v, unsigned sid)
 
 static unsigned kg_of(const unsigned char *k) { return ((unsigned)k[0] << 8) | k[1]; }
 
+static int nomem(rill__kvview *v)
+{
+    rill__fmt(v->err, "state store '%s': out of memory writing a snapshot", v->kv->dir);
+    return RILL_ENOMEM;
+}
+
+/* Emit the entries of map b[0..blen) under the LMDB key (without key
+ * group) pre[0..plen) of its (key, namespace). */
+static int emit_map(rill__kvview *v, uint16_t kg, const unsigned char *pre, size_t plen,
+                    const unsigned char *b, size_t blen, rill__kv_view_fn fn, void *arg)
+{
+    size_t off = 0, mkl, mvl;
+    const unsigned char *mk, *mv;
+    if (rill__grow((void **)&v->kbuf, &v->kcap, plen, 1) != RILL_OK)
+        return nomem(v);
+    memcpy(v->kbuf, pre, plen);
+    while (rill__map_at(b, blen, &off, &mk, &mkl, &mv, &mvl)) {
+        if (mkl > SIZE_MAX / 2 - plen ||
+            rill__grow((void **)&v->kbuf, &v->kcap, plen + mkl, 1) != RILL_OK)
+            return nomem(v);
+        memcpy(v->kbuf + plen, mk, mkl);
+        int rc = fn(kg, v->kbuf, plen + mkl, mv, mvl, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Emit a copied entry: its value, or its map's entries. */
 static int emit_copy(rill__kvview *v, unsigned sid, const vrec *r, rill__kv_view_fn fn,
                      void *arg)
@@ -267,18 +293,49 @@ static int emit_copy(rill__kvview *v, unsigned sid, const vrec *r, rill__kv_view
         return 0;
     if (!v->kv->is_map[sid])
         return fn((uint16_t)kg_of(k), k + 2, r->klen - 2, val, r->vlen, arg);
-    size_t off = 0, mkl, mvl;
-    const unsigned char *mk, *mv;
-    memcpy(v->kbuf, k, r->klen);
-    while (rill__map_at(val, r->vlen, &off, &mk, &mkl, &mv, &mvl)) {
-        if (r->klen + mkl > v->kv->maxkey)
-            continue; /* refused by rill_map_put: never stored */
-        memcpy(v->kbuf + r->klen, mk, mkl);
-        int rc = fn((uint16_t)kg_of(k), v->kbuf + 2, r->klen + mkl - 2, mv, mvl, arg);
-        if (rc)
-            return rc;
+    return emit_map(v, (uint16_t)kg_of(k), k + 2, r->klen - 2, val, r->vlen, fn, arg);
+}
+
+/* Is there a copy of sid with key k[0..kl)? */
+static int has_copy(const rill__kvview *v, unsigned sid, const unsigned char *k, size_t kl)
+{
+    size_t lo = v->start[sid], hi = v->start[sid + 1];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const vrec *r = v->idx[mid].r;
+        int c = rill__keycmp(vrec_key(r), r->klen, k, kl);
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return 0;
+}
+
+/* Emit a long record (LMDB key k, value d) unless a copy replaces it: its
+ * value, or its map's entries, under its key part. */
+static int emit_long(rill__kvview *v, unsigned sid, const MDB_val *k, const MDB_val *d,
+                     rill__kv_view_fn fn, void *arg)
+{
+    const unsigned char *val = d->mv_data;
+    uint16_t kg = (uint16_t)kg_of(k->mv_data);
+    size_t plen = rill__kvl_part_len(val, d->mv_size);
+    if (k->mv_size != RILL__KVL_KEY || !plen) {
+        rill__fmt(v->err, "state '%s' (state store '%s'): a malformed long record",
+                  v->kv->names[sid], v->kv->dir);
+        return RILL_EIO;
+    }
+    if (rill__grow((void **)&v->kbuf, &v->kcap, 2 + plen, 1) != RILL_OK)
+        return nomem(v);
+    memcpy(v->kbuf, k->mv_data, 2);
+    memcpy(v->kbuf + 2, val, plen);
+    if (has_copy(v, sid, v->kbuf, 2 + plen))
+        return 0;
+    if (!v->kv->is_map[sid])
+        return fn(kg, val, plen, val + plen, d->mv_size - plen, arg);
+    return emit_map(v, kg, val, plen, val + plen, d->mv_size - plen, fn, arg);
 }
 
 int rill__kv_view_scan(rill__kvview *v, unsigned sid, rill__kv_view_fn fn, void *arg)
@@ -317,7 +374,10 @@ int rill__kv_view_scan(rill__kvview *v, unsigned sid, rill__kv_view_fn fn, void 
         }
         if (mrc == 0) {
             const unsigned char *kk = k.mv_data;
-            rc = fn((uint16_t)kg_of(kk), kk + 2, k.mv_size - 2, d.mv_data, d.mv_size, arg);
+            if (rill__kvl_is_long(kk, k.mv_size))
+                rc = emit_long(v, sid, &k, &d, fn, arg);
+            else
+                rc = fn((uint16_t)kg_of(kk), kk + 2, k.mv_size - 2, d.mv_data, d.mv_size, arg);
             mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
         } else {
             rc = emit_copy(v, sid, r, fn, arg);

@@ -554,12 +554,11 @@ static int stage_info(rest *x, const rill__snap_section *sec, const rill_state *
     return RILL_OK;
 }
 
-/* Is k[0..kl) (an LMDB key without its key-group prefix) well formed for
- * state st? */
-static int keyed_entry_ok(const rest *x, const rill_state *st, const unsigned char *k,
-                          size_t kl)
+/* Is k[0..kl) (a record's key without its key group, as kv.h describes
+ * it, of any length) well formed for state st? */
+static int keyed_entry_ok(const rill_state *st, const unsigned char *k, size_t kl)
 {
-    if (kl < 4 || 2 + kl > rill__kv_max_key(x->op->kv))
+    if (kl < 4 || kl > (size_t)UINT32_MAX - 2) /* the key group goes in front */
         return 0;
     size_t n = rd_be16(k);
     if (kl - 4 < n)
@@ -576,7 +575,7 @@ static int verify_keyed(rest *x, const rill__snap_section *sec, const rill_state
     size_t kl, vl;
     int rc;
     while ((rc = next_entry(x, &k, &kl, &v, &vl)) == 1)
-        if (!keyed_entry_ok(x, st, k, kl))
+        if (!keyed_entry_ok(st, k, kl))
             return corrupt(x, sec, "malformed keyed entry");
     return rc;
 }
@@ -811,7 +810,7 @@ static int load_section(rest *x, const rill__snap_section *sec, const rill_state
         return rc;
     x->batch_sid = st->sid;
     while ((rc = next_entry(x, &k, &kl, &v, &vl)) == 1) {
-        if (!keyed_entry_ok(x, st, k, kl)) /* the file changed since the first pass */
+        if (!keyed_entry_ok(st, k, kl)) /* the file changed since the first pass */
             return corrupt(x, sec, "malformed keyed entry");
         if (vl > UINT32_MAX - 64)
             return corrupt(x, sec, "keyed value too large");

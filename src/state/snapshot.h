@@ -18,7 +18,11 @@
  *              key | namespace length u16 BE | namespace | map key for map
  *              state, see kv.h) and its value as stored (TTL header and
  *              list encoding included, native byte order), so restore puts
- *              the records back byte for byte.
+ *              the records back byte for byte. A long record (kv.h: a key
+ *              longer than LMDB's key size) gives the entries its key would
+ *              give as direct records (one per map entry), keys of any
+ *              length (never a hash), somewhere among the entries of its
+ *              key group; restore stores them in long records again.
  *   timers     one per time domain that has timers, state name "event" or
  *              "processing", kg_first..kg_last = the key groups of the
  *              subtask (widened to the timers' own key groups should any

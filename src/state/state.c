@@ -199,18 +199,22 @@ static int expire_entry(rill__kvent *e, void *arg)
     return 0;
 }
 
-/* An LMDB record (not cached): a map record is one entry. */
-static int expire_rec(const void *val, size_t len, const void **nval, size_t *nlen, void *arg)
+/* An LMDB record (not cached): a map record is one entry, but a long
+ * record (whole) a map of several. */
+static int expire_rec(const void *val, size_t len, int whole, const void **nval, size_t *nlen,
+                      void *arg)
 {
     maint *m = arg;
     rill_state *st = m->st;
-    if (st->kind != RILL_STATE_LIST)
+    int map = st->kind == RILL_STATE_MAP;
+    if (st->kind != RILL_STATE_LIST && !(map && whole))
         return rill__state_expired(val, len, m->now) ? RILL__KV_DELETE : RILL__KV_KEEP;
     if (rill__state_scratch(&st->buf[0], &st->buf_cap[0], len))
         return RILL_ENOMEM;
     if (len)
         memcpy(st->buf[0], val, len);
-    size_t n = rill__state_purge_list(st->buf[0], len, m->now);
+    size_t n = map ? rill__state_purge_map(st->buf[0], len, m->now)
+                   : rill__state_purge_list(st->buf[0], len, m->now);
     if (n == len)
         return RILL__KV_KEEP;
     if (n == 0)

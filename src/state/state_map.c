@@ -117,12 +117,9 @@ RILL_API int rill_map_put(rill_state *st, const void *key, size_t key_len, const
     int rc = rill__state_enter(st, &key, key_len, &val, len);
     if (rc)
         return rc;
-    size_t maxkey = rill__kv_max_key(op->kv);
-    if (key_len > maxkey || op->key_len + op->ns_len + 6 > maxkey - key_len)
-        return rill__state_fail(st, RILL_EINVAL,
-                                "a map key of %zu bytes is too long for this key (at most "
-                                "%zu bytes of key, namespace and map key together)",
-                                key_len, maxkey - 6);
+    /* A snapshot entry holds key, namespace and map key in 32 bits. */
+    if (key_len > (size_t)UINT32_MAX - 6 - op->key_len - op->ns_len)
+        return rill__state_fail(st, RILL_EINVAL, "a map key of %zu bytes is too long", key_len);
     rill__kvent *e = NULL;
     unsigned char *b;
     size_t blen;
