@@ -710,24 +710,24 @@ RILL_API int rill_state_add(rill_state *st, const void *val, size_t len);
 RILL_API int rill_state_clear(rill_state *st);
 /** Iterate over LIST or OPERATOR_LIST state: *pos starts at 0. Returns 1
  *  with the next item, 0 at the end, or a negative error. */
-RILL_API int rill_list_next(rill_state *st, size_t *pos, const void **item,
-                            size_t *len);
+RILL_API int rill_state_list_next(rill_state *st, size_t *pos, const void **item,
+                                  size_t *len);
 /** Replace a list with items[0..n-1] (copied; timestamps ignored). */
-RILL_API int rill_list_update(rill_state *st, const rill_record *items,
-                              size_t n);
-/** MAP and BROADCAST state. rill_map_get returns RILL_ENOTFOUND for a
+RILL_API int rill_state_list_update(rill_state *st, const rill_record *items,
+                                    size_t n);
+/** MAP and BROADCAST state. rill_state_map_get returns RILL_ENOTFOUND for a
  *  missing key. Broadcast state is read-only outside the broadcast side
  *  (RILL_ESTATE). */
-RILL_API int rill_map_get(rill_state *st, const void *key, size_t key_len,
-                          const void **val, size_t *len);
-RILL_API int rill_map_put(rill_state *st, const void *key, size_t key_len,
-                          const void *val, size_t len);
-RILL_API int rill_map_remove(rill_state *st, const void *key, size_t key_len);
+RILL_API int rill_state_map_get(rill_state *st, const void *key, size_t key_len,
+                                const void **val, size_t *len);
+RILL_API int rill_state_map_put(rill_state *st, const void *key, size_t key_len,
+                                const void *val, size_t len);
+RILL_API int rill_state_map_remove(rill_state *st, const void *key, size_t key_len);
 /** Iterate over a map in key byte order: *pos starts at 0. Returns 1 with
  *  the next entry, 0 at the end, or a negative error. Changing the map
  *  ends the iteration. */
-RILL_API int rill_map_next(rill_state *st, size_t *pos, const void **key,
-                           size_t *key_len, const void **val, size_t *len);
+RILL_API int rill_state_map_next(rill_state *st, size_t *pos, const void **key,
+                                 size_t *key_len, const void **val, size_t *len);
 
 /* ------------------------------------------------------------------------
  * Rolling aggregations on a keyed stream (one output per input: the

@@ -594,7 +594,7 @@ static int write_ent(rill__kv *kv, MDB_txn *txn, rill__kvent *e, const char **wh
     *what = "mdb_put";
     while (rill__map_at(b, e->vlen, &off, &mk, &mkl, &mv, &mvl)) {
         if (kl + mkl > kv->maxkey)
-            return MDB_BAD_VALSIZE; /* refused by rill_map_put already */
+            return MDB_BAD_VALSIZE; /* refused by rill_state_map_put already */
         memcpy(kv->kbuf + kl, mk, mkl);
         MDB_val k = {kl + mkl, kv->kbuf}, v = {mvl, (void *)mv};
         if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0)

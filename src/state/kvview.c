@@ -272,7 +272,7 @@ static int emit_copy(rill__kvview *v, unsigned sid, const vrec *r, rill__kv_view
     memcpy(v->kbuf, k, r->klen);
     while (rill__map_at(val, r->vlen, &off, &mk, &mkl, &mv, &mvl)) {
         if (r->klen + mkl > v->kv->maxkey)
-            continue; /* refused by rill_map_put: never stored */
+            continue; /* refused by rill_state_map_put: never stored */
         memcpy(v->kbuf + r->klen, mk, mkl);
         int rc = fn((uint16_t)kg_of(k), v->kbuf + 2, r->klen + mkl - 2, mv, mvl, arg);
         if (rc)
