@@ -145,7 +145,7 @@ typedef void (*rill_log_fn)(int level, const char *msg, void *user_data);
  * its own; without a logger, messages are dropped. RILL_EINVAL for an
  * unknown level.
  */
-RILL_API int rill_set_logger(rill_log_fn fn, int max_level, void *user_data);
+RILL_API int rill_set_logger(rill_log_fn fn, rill_log_level max_level, void *user_data);
 
 /* ------------------------------------------------------------------------
  * Records and time
@@ -381,13 +381,16 @@ RILL_API int rill_stream_define(rill_stream *decl, rill_stream *s);
 RILL_API rill_stream *rill_sink(rill_stream *s, const char *name,
                                 rill_process_fn fn, void *user_data);
 
-#define RILL_STDOUT 1
-#define RILL_STDERR 2
+typedef enum rill_print_target {
+    RILL_STDOUT = 1,
+    RILL_STDERR = 2
+} rill_print_target;
 /** Print each record as one line on RILL_STDOUT or RILL_STDERR, formatted
  *  by fmt (NULL prints the bytes as they are). At parallelism > 1, lines
  *  start with "k> ", k the subtask number from 1. */
-RILL_API rill_stream *rill_sink_print(rill_stream *s, const char *name, int fd,
-                                      rill_format_fn fmt, void *user_data);
+RILL_API rill_stream *rill_sink_print(rill_stream *s, const char *name,
+                                      rill_print_target fd, rill_format_fn fmt,
+                                      void *user_data);
 /** Write each record as one line to path (created or truncated; fmt as for
  *  rill_sink_print). At parallelism p > 1, path is a directory and subtask
  *  i writes the file path/N, N = i + 1. */
@@ -554,8 +557,10 @@ RILL_API int64_t rill_ctx_processing_time(const rill_ctx *ctx);
  * Process functions, timers and side outputs
  * ------------------------------------------------------------------------ */
 
-#define RILL_EVENT_TIME 0
-#define RILL_PROCESSING_TIME 1
+typedef enum rill_time_domain {
+    RILL_EVENT_TIME = 0,
+    RILL_PROCESSING_TIME = 1
+} rill_time_domain;
 
 /** A timer fired: ts is its time, domain RILL_EVENT_TIME or
  *  RILL_PROCESSING_TIME. The current key is the timer's key, so keyed
@@ -577,9 +582,9 @@ RILL_API rill_stream *rill_process(rill_stream *s, const char *name,
  *  timer callback: in the same round of firing); a processing-time timer
  *  in the past fires at once (after the current callback).
  *  RILL_EINVAL on a non-keyed operator or a bad domain. */
-RILL_API int rill_timer_register(rill_ctx *ctx, int domain, int64_t ts);
+RILL_API int rill_timer_register(rill_ctx *ctx, rill_time_domain domain, int64_t ts);
 /** Delete the current key's timer at ts; RILL_OK also when there is none. */
-RILL_API int rill_timer_delete(rill_ctx *ctx, int domain, int64_t ts);
+RILL_API int rill_timer_delete(rill_ctx *ctx, rill_time_domain domain, int64_t ts);
 /** The current key (borrowed, valid during the callback). RILL_EINVAL on a
  *  non-keyed operator. */
 RILL_API int rill_ctx_key(const rill_ctx *ctx, const void **key, size_t *len);
@@ -672,7 +677,7 @@ typedef struct rill_aggregate_fns {
 /** Declare state name (copied; unique per operator) of kind VALUE, LIST,
  *  MAP, OPERATOR_LIST or BROADCAST on the operator producing s. */
 RILL_API rill_stream *rill_stream_add_state(rill_stream *s, const char *name,
-                                            int kind);
+                                            rill_state_kind kind);
 /** Declare reducing state folded with fn. */
 RILL_API rill_stream *rill_stream_add_reducing_state(rill_stream *s,
                                                      const char *name,
@@ -759,7 +764,8 @@ RILL_API rill_stream *rill_reduce(rill_stream *s, const char *name,
  *  native byte order). s must be keyed; a record too short for the field
  *  fails the job with RILL_EINVAL. */
 RILL_API rill_stream *rill_aggregate(rill_stream *s, const char *name,
-                                     int agg, size_t offset, int type);
+                                     rill_agg_kind agg, size_t offset,
+                                     rill_field_type type);
 
 /* ------------------------------------------------------------------------
  * Test harness: runs one operator, or a whole job, on the calling thread,
@@ -818,15 +824,17 @@ RILL_API void rill_harness_clear(rill_harness *h);
 RILL_API rill_state *rill_harness_state(rill_harness *h, const char *name,
                                         const void *key, size_t key_len);
 /** Timers registered and not yet fired, in domain. */
-RILL_API size_t rill_harness_timers(const rill_harness *h, int domain);
+RILL_API size_t rill_harness_timers(const rill_harness *h, rill_time_domain domain);
 
 /* ------------------------------------------------------------------------
  * Checkpoints: consistent snapshots (Chandy-Lamport, barriers in the
  * channels) of every operator's state, written under a directory.
  * ------------------------------------------------------------------------ */
 
-#define RILL_EXACTLY_ONCE 0  /* barriers are aligned */
-#define RILL_AT_LEAST_ONCE 1 /* no alignment */
+typedef enum rill_checkpoint_mode {
+    RILL_EXACTLY_ONCE = 0, /* barriers are aligned */
+    RILL_AT_LEAST_ONCE = 1 /* no alignment */
+} rill_checkpoint_mode;
 
 /** Take a checkpoint every interval_ms (1..86400000) into dir/chk-<n>
  *  (dir copied; created when missing), in mode RILL_EXACTLY_ONCE or
@@ -834,7 +842,7 @@ RILL_API size_t rill_harness_timers(const rill_harness *h, int domain);
  *  _metadata file exists and every file it lists is there. What a job
  *  killed earlier left in dir is removed when the next one starts. */
 RILL_API int rill_env_enable_checkpointing(rill_env *env, int64_t interval_ms,
-                                           const char *dir, int mode);
+                                           const char *dir, rill_checkpoint_mode mode);
 /** A checkpoint not complete after ms (default 600000) is discarded. */
 RILL_API int rill_env_set_checkpoint_timeout(rill_env *env, int64_t ms);
 /** Least time from the end of one checkpoint to the start of the next
@@ -878,9 +886,11 @@ RILL_API int rill_job_savepoint(rill_job *job, const char *dir, int stop);
  *  state.savepoints.dir; dir copied, created when missing; NULL: none,
  *  the default). RILL_EINVAL for an empty dir. */
 RILL_API int rill_env_set_savepoint_dir(rill_env *env, const char *dir);
-#define RILL_RESTART_NONE 0        /* a failure ends the job (default) */
-#define RILL_RESTART_FIXED_DELAY 1 /* restart after delay_ms each time */
-#define RILL_RESTART_BACKOFF 2     /* delay_ms, doubling up to max_delay_ms */
+typedef enum rill_restart_kind {
+    RILL_RESTART_NONE = 0,        /* a failure ends the job (default) */
+    RILL_RESTART_FIXED_DELAY = 1, /* restart after delay_ms each time */
+    RILL_RESTART_BACKOFF = 2      /* delay_ms, doubling up to max_delay_ms */
+} rill_restart_kind;
 
 /** What happens when a job fails: with a restart strategy, rill starts the
  *  job again, up to `attempts` times (1..1000000), from its latest
@@ -889,7 +899,7 @@ RILL_API int rill_env_set_savepoint_dir(rill_env *env, const char *dir);
  *  checkpointed positions, so state is exactly once; records a sink got
  *  after that checkpoint reach it again. delay_ms >= 0; max_delay_ms >=
  *  delay_ms (BACKOFF only). A job that is canceled is not restarted. */
-RILL_API int rill_env_set_restart_strategy(rill_env *env, int kind,
+RILL_API int rill_env_set_restart_strategy(rill_env *env, rill_restart_kind kind,
                                            int attempts, int64_t delay_ms,
                                            int64_t max_delay_ms);
 /** Number of restarts of the job so far. */
@@ -990,7 +1000,8 @@ typedef enum rill_job_state {
     RILL_JOB_RUNNING = 0,
     RILL_JOB_FINISHED = 1,
     RILL_JOB_FAILED = 2,
-    RILL_JOB_CANCELED = 3
+    RILL_JOB_CANCELED = 3,
+    RILL_JOB_INVALID = RILL_EINVAL /* not a state: rill_job_status of NULL */
 } rill_job_state;
 
 /** Validate, start and wait: RILL_OK when every source ended and every
@@ -1033,8 +1044,9 @@ RILL_API int rill_env_request_stop(rill_env *env, int flags);
 /** Directory of the savepoint a stop request took, or NULL; borrowed,
  *  valid until rill_job_free. */
 RILL_API const char *rill_job_stop_savepoint(const rill_job *job);
-/** Current status (a rill_job_state value). */
-RILL_API int rill_job_status(const rill_job *job);
+/** Current status (a rill_job_state value); RILL_JOB_INVALID, which is
+ *  RILL_EINVAL, for a NULL job. */
+RILL_API rill_job_state rill_job_status(const rill_job *job);
 /** Why the job failed, or that it was canceled ("" otherwise); borrowed,
  *  valid until rill_job_free. */
 RILL_API const char *rill_job_errmsg(const rill_job *job);
