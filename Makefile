@@ -159,11 +159,12 @@ MAN_DB_REFRESH = if [ -z "$(DESTDIR)" ] && command -v mandb >/dev/null 2>&1; the
 	fi
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	install -d $(DESTDIR)$(PREFIX)/include/rill $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 	  $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	  $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 644 include/rill.h $(DESTDIR)$(PREFIX)/include/rill.h
+	install -m 644 include/rill/*.h $(DESTDIR)$(PREFIX)/include/rill/
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/librill.a
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/librill.so.$(VERSION)
 	ln -sf librill.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
@@ -184,6 +185,11 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/librill.so.$(VERSION) \
 	  $(DESTDIR)$(PREFIX)/lib/$(SONAME) $(DESTDIR)$(PREFIX)/lib/librill.so \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/rill.pc $(DESTDIR)$(PREFIX)/bin/rill-snapshot
+	for f in include/rill/*.h; do rm -f $(DESTDIR)$(PREFIX)/include/rill/$${f##*/}; done
+	if [ -d $(DESTDIR)$(PREFIX)/include/rill ]; then \
+	  rmdir $(DESTDIR)$(PREFIX)/include/rill 2>/dev/null || \
+	    echo "rill: $(DESTDIR)$(PREFIX)/include/rill holds other files: left in place"; \
+	fi
 	for f in man/man1/*.1; do rm -f $(DESTDIR)$(PREFIX)/share/man/man1/$${f##*/}; done
 	for f in man/man3/*.3; do rm -f $(DESTDIR)$(PREFIX)/share/man/man3/$${f##*/}; done
 	for f in man/man5/*.5; do rm -f $(DESTDIR)$(PREFIX)/share/man/man5/$${f##*/}; done

@@ -47,16 +47,24 @@ man_pages() { # the pages the tree ships, as share/man/manN/NAME
     done
 }
 
+headers() { # the public headers the tree ships: include/rill.h and include/rill/*.h
+    for f in "$root"/include/rill.h "$root"/include/rill/*.h; do
+        [ -f "$f" ] && echo "${f#"$root"/}"
+    done
+}
+
 # check_tree DIR PREFIX: the files of an install of PREFIX, found under DIR.
 check_tree() {
     dir=$1
     want_prefix=$2
-    for f in include/rill.h lib/librill.a "lib/librill.so.$version" \
+    for f in $(headers) lib/librill.a "lib/librill.so.$version" \
         lib/pkgconfig/rill.pc share/man/man7/rill.7 $(man_pages); do
         [ -f "$dir/$f" ] || fail "$f not installed under $dir"
     done
-    [ -f "$dir/include/rill.h" ] && ! cmp -s "$root/include/rill.h" "$dir/include/rill.h" &&
-        fail "installed rill.h differs from include/rill.h"
+    [ -f "$dir/include/rill/common.h" ] || fail "include/rill/common.h not installed under $dir"
+    for f in $(headers); do
+        [ -f "$dir/$f" ] && ! cmp -s "$root/$f" "$dir/$f" && fail "installed $f differs from $f"
+    done
     [ -x "$dir/lib/librill.so.$version" ] || fail "lib/librill.so.$version is not executable"
     [ -x "$dir/bin/rill-snapshot" ] || fail "bin/rill-snapshot is not installed or not executable"
     # The development and SONAME links are relative, so a staged tree can move.
@@ -84,14 +92,16 @@ check_tree() {
     fi
 }
 
-# check_gone DIR: nothing but empty directories left (and the man database
-# of share/man, which mandb keeps: check_no_index tells it lists no page).
+# check_gone DIR PREFIX: nothing but empty directories left (and the man
+# database of share/man, which mandb keeps: check_no_index tells it lists no
+# page), and not the headers' own directory PREFIX/include/rill.
 check_gone() {
     left=$(cd "$1" && find . ! -type d ! -path ./share/man/index.db | sort)
     if [ -n "$left" ]; then
         fail "left behind under $1 after uninstall:"
         printf '%s\n' "$left" | sed 's/^/  /'
     fi
+    [ -d "$2/include/rill" ] && fail "directory $2/include/rill left behind after uninstall"
 }
 
 # ---- install into a prefix ------------------------------------------------
@@ -259,7 +269,7 @@ fi
 
 echo "install-check: make uninstall PREFIX=$prefix"
 run_make uninstall uninstall PREFIX="$prefix" DESTDIR=
-check_gone "$prefix"
+check_gone "$prefix" "$prefix"
 [ -n "$indexed" ] && check_no_index "$prefix"
 
 # ---- staged install (DESTDIR), as a package build does --------------------
@@ -276,7 +286,7 @@ outside=$(cd "$stage" && find . ! -type d | grep -v "^\.$sprefix/")
 [ -e "$stage$sprefix/share/man/index.db" ] && fail "DESTDIR install ran mandb"
 echo "install-check: make uninstall DESTDIR=$stage PREFIX=$sprefix"
 run_make stage-uninstall uninstall DESTDIR="$stage" PREFIX="$sprefix"
-check_gone "$stage"
+check_gone "$stage" "$stage$sprefix"
 
 if [ $failures -ne 0 ]; then
     echo "install-check: $failures problem(s)"

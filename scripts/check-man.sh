@@ -1,7 +1,8 @@
 #!/bin/sh
 # check-man.sh - the manual pages are complete and correct:
 #  (a) every page under man/ lints clean with groff (-ww: any warning fails);
-#  (b) every function declared RILL_API in include/rill.h, and every rill_*
+#  (b) every function declared RILL_API in the public headers (include/rill.h
+#      and the module headers include/rill/*.h), and every rill_*
 #      function the shared library exports, has man/man3/<name>.3; a page
 #      names no function that does not exist; a page is either an alias
 #      (a single ".so man3/<other>.3" line whose target documents it) or
@@ -33,6 +34,8 @@ esac
 cd "$root"
 
 header=include/rill.h
+# The public headers: rill.h and the module headers it includes.
+headers=$(ls "$header" include/rill/*.h 2>/dev/null || true)
 so=$libdir/librill.so
 CFLAGS_EX="-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
  -Wmissing-prototypes -Wformat=2 -Wvla -Werror"
@@ -109,12 +112,14 @@ done
 # ---- (b) coverage and layout ---------------------------------------------
 # Functions declared RILL_API (the name is the identifier before the first
 # "(" of the declaration, which may span lines).
-grep -v '^[[:space:]]*#' "$header" | tr '\n' ' ' |
+# $headers is a word list: split on purpose.
+# shellcheck disable=SC2086
+cat $headers | grep -v '^[[:space:]]*#' | tr '\n' ' ' |
     grep -o 'RILL_API [^;(]*(' |
     sed -e 's/[[:space:]]*($//' -e 's/.*[^A-Za-z0-9_]//' |
     sort -u >"$tmp/declared"
 if [ ! -s "$tmp/declared" ]; then
-    fail "found no RILL_API declaration in $header"
+    fail "found no RILL_API declaration in" $headers
 fi
 if ! nm -D --defined-only "$so" >"$tmp/nm" 2>"$tmp/nm.err"; then
     fail "nm -D failed on $so:"
@@ -127,7 +132,9 @@ sort -u "$tmp/declared" "$tmp/exported" >"$tmp/functions"
 while read -r fn; do
     if [ ! -f "man/man3/$fn.3" ]; then
         where=
-        grep -qx "$fn" "$tmp/declared" && where="declared in $header"
+        # shellcheck disable=SC2086
+        grep -qx "$fn" "$tmp/declared" &&
+            where="declared in $(grep -lw "$fn" $headers | tr '\n' ' ' | sed 's/ $//')"
         grep -qx "$fn" "$tmp/exported" && where="${where:+$where, }exported by $so"
         fail "no page man/man3/$fn.3 for $fn ($where)"
     fi
@@ -156,7 +163,7 @@ for page in man/man3/*.3; do
     [ -f "$page" ] || continue
     base=$(basename "$page" .3)
     if ! grep -qx "$base" "$tmp/functions"; then
-        fail "$page: documents $base, which is neither declared in $header nor exported"
+        fail "$page: documents $base, which is neither declared in the public headers nor exported"
     fi
     if grep -q '^\.so' "$page"; then
         if ! is_alias "$page"; then

@@ -2,14 +2,18 @@
 # check-symbols.sh - the shared library's ABI surface:
 #  - every dynamic symbol it defines starts with rill_ (internal rill__
 #    names must stay hidden), apart from the linker's own markers;
-#  - every function declared RILL_API in include/rill.h is exported;
+#  - every function declared RILL_API in the public headers (include/rill.h
+#    and the module headers include/rill/*.h) is exported;
 #  - its SONAME is librill.so.<major>, with major from RILL_VERSION_MAJOR.
 #
 #   sh scripts/check-symbols.sh lib/librill.so
 
 so=${1:-lib/librill.so}
 root=$(cd "$(dirname "$0")/.." && pwd) || exit 1
-header=$root/include/rill.h
+# The text of the public headers: rill.h and the module headers it includes.
+public_headers() {
+    cat "$root/include/rill.h" "$root"/include/rill/*.h
+}
 
 if [ ! -f "$so" ]; then
     echo "symbols-check: $so not found (run make first)"
@@ -52,25 +56,25 @@ if [ -n "$internal" ]; then
     status=1
 fi
 
-# Functions declared RILL_API in the public header, leaving out preprocessor
+# Functions declared RILL_API in the public headers, leaving out preprocessor
 # lines (declarations may span lines; the name is the identifier right
 # before the first "(").
-grep -v '^[[:space:]]*#' "$header" | tr '\n' ' ' |
+public_headers | grep -v '^[[:space:]]*#' | tr '\n' ' ' |
     grep -o 'RILL_API [^;(]*(' |
     sed -e 's/[[:space:]]*($//' -e 's/.*[^A-Za-z0-9_]//' |
     sort -u >"$tmp/declared"
 if [ ! -s "$tmp/declared" ]; then
-    echo "symbols-check: FAILED: found no RILL_API declaration in $header"
+    echo "symbols-check: FAILED: found no RILL_API declaration in $root/include"
     status=1
 fi
 unexported=$(comm -23 "$tmp/declared" "$tmp/exported")
 if [ -n "$unexported" ]; then
-    echo "symbols-check: FAILED: declared RILL_API in include/rill.h but not exported by $so:"
+    echo "symbols-check: FAILED: declared RILL_API in include/ but not exported by $so:"
     printf '%s\n' "$unexported" | sed 's/^/  /'
     status=1
 fi
 
-major=$(sed -n 's/^#define RILL_VERSION_MAJOR[[:space:]]*\([0-9][0-9]*\).*/\1/p' "$header")
+major=$(public_headers | sed -n 's/^#define RILL_VERSION_MAJOR[[:space:]]*\([0-9][0-9]*\).*/\1/p')
 want="librill.so.${major:-0}"
 soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
 if [ "$soname" != "$want" ]; then

@@ -544,7 +544,7 @@ static int src_open(rill_ctx *ctx, void *ud)
     rill_state *st = rill_ctx_state(ctx, "position");
     cr_assert_not_null(st);
     /* Restored: continue where the checkpoint was taken. */
-    if (rill_list_next(st, &cur, &item, &len) == 1 && len == sizeof p->next)
+    if (rill_state_list_next(st, &cur, &item, &len) == 1 && len == sizeof p->next)
         memcpy(&p->next, item, sizeof p->next);
     rill_ctx_set_local(ctx, p);
     return 0;
@@ -578,7 +578,7 @@ static int src_snapshot(rill_ctx *ctx, int64_t id, void *ud)
     rill_state *st = rill_ctx_state(ctx, "position");
     rill_record r = {&p->next, sizeof p->next, 0};
     atomic_fetch_add(&h->snapshots, 1);
-    return rill_list_update(st, &r, 1);
+    return rill_state_list_update(st, &r, 1);
 }
 
 static int sink_complete(rill_ctx *ctx, int64_t id, void *ud)

@@ -761,6 +761,15 @@ Test(job, status_reports_failed_without_wait)
     rill_env_free(env);
 }
 
+Test(job, status_of_null_is_einval)
+{
+    rill_job_state st = rill_job_status(NULL);
+    cr_assert_eq(st, RILL_JOB_INVALID);
+    /* The enumerator is the error code, negative like every other one. */
+    cr_assert_eq((int)st, RILL_EINVAL, "status %d", (int)st);
+    cr_assert_lt(st, 0, "status %d", (int)st);
+}
+
 Test(cancel, after_failure_keeps_the_failure)
 {
     cfg = (failcfg){AT_MAP, -2, 5, NULL};

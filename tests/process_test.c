@@ -1201,7 +1201,7 @@ static int bc_store(rill_ctx *ctx, const void *rec, size_t len, void *ud)
     rill_state *st = rill_ctx_state(ctx, "rules");
     if (!st)
         return -2;
-    return rill_map_put(st, &r.key, sizeof r.key, &r.val, sizeof r.val);
+    return rill_state_map_put(st, &r.key, sizeof r.key, &r.val, sizeof r.val);
 }
 
 /* Keyed side: emits {key, rules[key]} ({key, -1} when there is none). */
@@ -1216,7 +1216,7 @@ static int bc_lookup(rill_ctx *ctx, const void *rec, size_t len, void *ud)
         return -2;
     const void *v;
     size_t vl;
-    int rc = rill_map_get(st, &r.key, sizeof r.key, &v, &vl);
+    int rc = rill_state_map_get(st, &r.key, sizeof r.key, &v, &vl);
     if (rc == RILL_ENOTFOUND)
         return emit_kv(ctx, r.key, -1);
     if (rc || vl != sizeof(int32_t))
@@ -1262,8 +1262,8 @@ static int bc_write_from_keyed(rill_ctx *ctx, const void *rec, size_t len, void 
     rill_state *st = rill_ctx_state(ctx, "rules");
     if (!st)
         return -2;
-    bc_note(ud, rill_map_put(st, &r.key, sizeof r.key, &r.val, sizeof r.val));
-    bc_note(ud, rill_map_remove(st, &r.key, sizeof r.key));
+    bc_note(ud, rill_state_map_put(st, &r.key, sizeof r.key, &r.val, sizeof r.val));
+    bc_note(ud, rill_state_map_remove(st, &r.key, sizeof r.key));
     bc_note(ud, rill_state_clear(st));
     return 0;
 }
@@ -1277,8 +1277,8 @@ Test(broadcast, state_is_read_only_on_the_keyed_side)
     push_kv(h, 1, 1, 100, 1);
     push_kv(h, 0, 1, 5, 2);
     cr_assert_eq(l.n, 3);
-    cr_assert_eq(l.rc[0], RILL_ESTATE, "rill_map_put: %s", rill_err_name(l.rc[0]));
-    cr_assert_eq(l.rc[1], RILL_ESTATE, "rill_map_remove: %s", rill_err_name(l.rc[1]));
+    cr_assert_eq(l.rc[0], RILL_ESTATE, "rill_state_map_put: %s", rill_err_name(l.rc[0]));
+    cr_assert_eq(l.rc[1], RILL_ESTATE, "rill_state_map_remove: %s", rill_err_name(l.rc[1]));
     cr_assert_eq(l.rc[2], RILL_ESTATE, "rill_state_clear: %s", rill_err_name(l.rc[2]));
     rill_harness_free(h);
     rill_env_free(env);
@@ -1417,7 +1417,7 @@ static int bc_job_store(rill_ctx *ctx, const void *rec, size_t len, void *ud)
         return -1;
     memcpy(&v, rec, sizeof v);
     rill_state *st = rill_ctx_state(ctx, "rules");
-    return rill_map_put(st, &v, sizeof v, &v, sizeof v);
+    return rill_state_map_put(st, &v, sizeof v, &v, sizeof v);
 }
 
 static int bc_job_main(rill_ctx *ctx, const void *rec, size_t len, void *ud)
@@ -1435,7 +1435,7 @@ static int bc_job_close(rill_ctx *ctx, void *ud)
     const void *k, *v;
     size_t kl, vl;
     int n = 0, rc;
-    while ((rc = rill_map_next(st, &pos, &k, &kl, &v, &vl)) == 1)
+    while ((rc = rill_state_map_next(st, &pos, &k, &kl, &v, &vl)) == 1)
         n++;
     if (rc < 0)
         atomic_fetch_add(&j->errors, 1);
@@ -1603,7 +1603,7 @@ static int store_all(rill_ctx *ctx, const void *rec, size_t len, void *ud)
     char mk = (char)('a' + r.val % 26);
     if ((rc = rill_state_put(value, &r.val, sizeof r.val)) ||
         (rc = rill_state_add(list, &r.val, sizeof r.val)) ||
-        (rc = rill_map_put(map, &mk, 1, &r.val, sizeof r.val)) ||
+        (rc = rill_state_map_put(map, &mk, 1, &r.val, sizeof r.val)) ||
         (rc = rill_state_add(sum, &r.val, sizeof r.val)) ||
         (rc = rill_state_add(avg, &r.val, sizeof r.val)))
         return rc;
@@ -1684,7 +1684,7 @@ Test(keyed_state, list_state)
     size_t pos = 0;
     const void *it;
     size_t il;
-    while ((rc = rill_list_next(st, &pos, &it, &il)) == 1 && n < 8) {
+    while ((rc = rill_state_list_next(st, &pos, &it, &il)) == 1 && n < 8) {
         cr_assert_eq(il, 4);
         memcpy(&items[n++], it, 4);
     }
@@ -1696,12 +1696,12 @@ Test(keyed_state, list_state)
     k = 2;
     st = rill_harness_state(h, "list", &k, sizeof k);
     pos = 0;
-    cr_assert_eq(rill_list_next(st, &pos, &it, &il), 1);
+    cr_assert_eq(rill_state_list_next(st, &pos, &it, &il), 1);
     cr_assert_eq(il, 4);
     int32_t x;
     memcpy(&x, it, 4);
     cr_assert_eq(x, 7);
-    cr_assert_eq(rill_list_next(st, &pos, &it, &il), 0);
+    cr_assert_eq(rill_state_list_next(st, &pos, &it, &il), 0);
     rill_harness_free(h);
     rill_env_free(env);
 }
@@ -1720,7 +1720,7 @@ Test(keyed_state, map_state)
     size_t pos = 0;
     const void *mk, *mv;
     size_t mkl, mvl;
-    while ((rc = rill_map_next(st, &pos, &mk, &mkl, &mv, &mvl)) == 1 && n < 8) {
+    while ((rc = rill_state_map_next(st, &pos, &mk, &mkl, &mv, &mvl)) == 1 && n < 8) {
         cr_assert_eq(mkl, 1);
         cr_assert_eq(mvl, 4);
         keys[n] = *(const char *)mk;
@@ -1733,16 +1733,16 @@ Test(keyed_state, map_state)
     cr_assert_eq(keys[1], 'd');
     cr_assert_eq(vals[1], 29);
     st = rill_harness_state(h, "map", &k, sizeof k);
-    cr_assert_eq(rill_map_get(st, "b", 1, &mv, &mvl), RILL_OK);
+    cr_assert_eq(rill_state_map_get(st, "b", 1, &mv, &mvl), RILL_OK);
     cr_assert_eq(mvl, 4);
-    cr_assert_eq(rill_map_get(st, "z", 1, &mv, &mvl), RILL_ENOTFOUND);
+    cr_assert_eq(rill_state_map_get(st, "z", 1, &mv, &mvl), RILL_ENOTFOUND);
     k = 2; /* 7 -> 'h' */
     st = rill_harness_state(h, "map", &k, sizeof k);
-    cr_assert_eq(rill_map_get(st, "h", 1, &mv, &mvl), RILL_OK);
+    cr_assert_eq(rill_state_map_get(st, "h", 1, &mv, &mvl), RILL_OK);
     int32_t x;
     memcpy(&x, mv, 4);
     cr_assert_eq(x, 7);
-    cr_assert_eq(rill_map_get(st, "b", 1, &mv, &mvl), RILL_ENOTFOUND);
+    cr_assert_eq(rill_state_map_get(st, "b", 1, &mv, &mvl), RILL_ENOTFOUND);
     rill_harness_free(h);
     rill_env_free(env);
 }

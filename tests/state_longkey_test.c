@@ -174,7 +174,7 @@ static int read_list(rill_ctx *ctx, summary *s)
     const void *item;
     uint64_t prev = 0, v;
     int rc;
-    while ((rc = rill_list_next(rill_ctx_state(ctx, "items"), &pos, &item, &n)) == 1) {
+    while ((rc = rill_state_list_next(rill_ctx_state(ctx, "items"), &pos, &item, &n)) == 1) {
         if (n != 8)
             return FAIL(ctx, "key %u: a list item of %zu bytes", s->id, n);
         memcpy(&v, item, 8);
@@ -195,7 +195,7 @@ static int read_map(rill_ctx *ctx, summary *s)
     size_t pos = 0, kl, vl;
     const void *k, *v;
     int rc, prev = -1;
-    while ((rc = rill_map_next(rill_ctx_state(ctx, "map"), &pos, &k, &kl, &v, &vl)) == 1) {
+    while ((rc = rill_state_map_next(rill_ctx_state(ctx, "map"), &pos, &k, &kl, &v, &vl)) == 1) {
         int j = 0;
         while (j < NMKEYS && !same_mkey(s->id, j, k, kl))
             j++;
@@ -226,7 +226,7 @@ static int update_all(rill_ctx *ctx, const rec *x)
     make_mkey(x->id, j, mk);
     if ((rc = rill_state_put(rill_ctx_state(ctx, "count"), &count, 8)) != RILL_OK ||
         (rc = rill_state_add(rill_ctx_state(ctx, "items"), &x->seq, 8)) != RILL_OK ||
-        (rc = rill_map_put(rill_ctx_state(ctx, "map"), mk, mkey_lens[j], &x->seq, 8)) !=
+        (rc = rill_state_map_put(rill_ctx_state(ctx, "map"), mk, mkey_lens[j], &x->seq, 8)) !=
             RILL_OK ||
         (rc = rill_state_add(rill_ctx_state(ctx, "sum"), &x->seq, 8)) != RILL_OK ||
         (rc = rill_state_add(rill_ctx_state(ctx, "agg"), &x->seq, 8)) != RILL_OK)
@@ -470,7 +470,7 @@ static int ttl_fn(rill_ctx *ctx, const void *r, size_t len, void *ud)
     if (!rc)
         rc = rill_state_add(rill_ctx_state(ctx, "l"), &x.seq, 8);
     if (!rc)
-        rc = rill_map_put(rill_ctx_state(ctx, "m"), mk, mkey_lens[x.j], &x.seq, 8);
+        rc = rill_state_map_put(rill_ctx_state(ctx, "m"), mk, mkey_lens[x.j], &x.seq, 8);
     free(mk);
     return rc;
 }
@@ -489,13 +489,13 @@ static ttl_view ttl_read(rill_harness *h, const unsigned char *key, size_t kl)
     size_t pos = 0, n, vl;
     const void *p, *k;
     uint64_t x;
-    while (rill_list_next(rill_harness_state(h, "l", key, kl), &pos, &p, &n) == 1) {
+    while (rill_state_list_next(rill_harness_state(h, "l", key, kl), &pos, &p, &n) == 1) {
         memcpy(&x, p, 8);
         s.l_n++;
         s.l_sum += x;
     }
     rill_state *m = rill_harness_state(h, "m", key, kl);
-    for (pos = 0; rill_map_next(m, &pos, &k, &n, &p, &vl) == 1;) {
+    for (pos = 0; rill_state_map_next(m, &pos, &k, &n, &p, &vl) == 1;) {
         memcpy(&x, p, 8);
         s.m_n++;
         s.m_sum += n * 1000 + x;
@@ -593,7 +593,7 @@ static void map_put_j(fix *f, uint32_t id, int j, uint64_t v)
 {
     static unsigned char mk[70000];
     make_mkey(id, j, mk);
-    cr_assert_eq(rill_map_put(S(f, "m"), mk, mkey_lens[j], &v, 8), RILL_OK);
+    cr_assert_eq(rill_state_map_put(S(f, "m"), mk, mkey_lens[j], &v, 8), RILL_OK);
 }
 
 /* What key id holds: value v (UINT64_MAX: none), list items l[0..nl), map
@@ -627,7 +627,7 @@ static void check(fix *f, uint32_t id, const kstate *k, const char *when)
                  (unsigned long long)v, (unsigned long long)k->v);
     size_t pos = 0, n, i = 0;
     const void *p;
-    while ((rc = rill_list_next(S(f, "l"), &pos, &p, &n)) == 1) {
+    while ((rc = rill_state_list_next(S(f, "l"), &pos, &p, &n)) == 1) {
         cr_assert_lt(i, k->nl, "%s, key %u of %zu bytes: list too long", when, id, kl);
         cr_assert(n == 8 && !memcmp(p, &k->l[i], 8), "%s, key %u of %zu bytes: list item %zu",
                   when, id, kl, i);
@@ -640,7 +640,7 @@ static void check(fix *f, uint32_t id, const kstate *k, const char *when)
     const void *mk;
     size_t mkl, vl;
     int j = 0;
-    for (pos = 0; (rc = rill_map_next(S(f, "m"), &pos, &mk, &mkl, &p, &vl)) == 1; j++) {
+    for (pos = 0; (rc = rill_state_map_next(S(f, "m"), &pos, &mk, &mkl, &p, &vl)) == 1; j++) {
         while (j < NMKEYS && k->m[j] == UINT64_MAX)
             j++;
         cr_assert_lt(j, NMKEYS, "%s, key %u of %zu bytes: an extra map entry", when, id, kl);
@@ -795,7 +795,7 @@ static void check_split(fix *f, unsigned has, size_t recs, const char *when)
         size_t pos = 0, kl, vl, len;
         const void *k, *v;
         int i = 0, rc;
-        while ((rc = rill_map_next(S(f, "m"), &pos, &k, &kl, &v, &vl)) == 1) {
+        while ((rc = rill_state_map_next(S(f, "m"), &pos, &k, &kl, &v, &vl)) == 1) {
             while (i < 5 && !(has >> i & 1))
                 i++;
             cr_assert_lt(i, 5, "%s: an extra map entry of %zu bytes", when, kl);
@@ -808,7 +808,7 @@ static void check_split(fix *f, unsigned has, size_t recs, const char *when)
         cr_assert_eq(rc, 0);
         for (int j = 0; j < 5; j++) {
             unsigned char *mk = split_key(f, j, &len);
-            rc = rill_map_get(S(f, "m"), mk, len, &v, &vl);
+            rc = rill_state_map_get(S(f, "m"), mk, len, &v, &vl);
             cr_assert_eq(rc, (has >> j & 1) ? RILL_OK : RILL_ENOTFOUND, "%s: get %d: %s", when,
                          j, rill_err_name(rc));
         }
@@ -825,7 +825,7 @@ Test(longkey_store, a_map_split_between_direct_and_long_records)
     for (int i = 0; i < 5; i++) {
         uint64_t x = (uint64_t)i + 1;
         unsigned char *mk = split_key(f, i, &len);
-        cr_assert_eq(rill_map_put(S(f, "m"), mk, len, &x, 8), RILL_OK);
+        cr_assert_eq(rill_state_map_put(S(f, "m"), mk, len, &x, 8), RILL_OK);
     }
     check_split(f, 0x1f, 3, "all five");
     static const struct {
@@ -840,12 +840,12 @@ Test(longkey_store, a_map_split_between_direct_and_long_records)
                  {2, 0x00, 0, "empty"}};
     for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
         unsigned char *mk = split_key(f, steps[s].remove, &len);
-        cr_assert_eq(rill_map_remove(S(f, "m"), mk, len), RILL_OK);
+        cr_assert_eq(rill_state_map_remove(S(f, "m"), mk, len), RILL_OK);
         check_split(f, steps[s].has, steps[s].recs, steps[s].when);
     }
     uint64_t x = 5;
     unsigned char *mk = split_key(f, 4, &len);
-    cr_assert_eq(rill_map_put(S(f, "m"), mk, len, &x, 8), RILL_OK);
+    cr_assert_eq(rill_state_map_put(S(f, "m"), mk, len, &x, 8), RILL_OK);
     check_split(f, 0x10, 1, "only e");
     fx_free(f);
 }
@@ -927,7 +927,7 @@ static void change(fix *f, uint32_t id)
         add_u64(S(f, "l"), id + 1000);
         map_put_j(f, id, 0, id + 1000);
         make_mkey(id, 1, mk);
-        cr_assert_eq(rill_map_remove(S(f, "m"), mk, mkey_lens[1]), RILL_OK);
+        cr_assert_eq(rill_state_map_remove(S(f, "m"), mk, mkey_lens[1]), RILL_OK);
     } else if (id % 4 == 1) {
         cr_assert_eq(rill_state_clear(S(f, "v")), RILL_OK);
         cr_assert_eq(rill_state_clear(S(f, "l")), RILL_OK);

@@ -49,7 +49,7 @@ static void list_join(rill_state *st, char *out, size_t cap)
     const void *item;
     int rc;
     out[0] = '\0';
-    while ((rc = rill_list_next(st, &pos, &item, &n)) == 1) {
+    while ((rc = rill_state_list_next(st, &pos, &item, &n)) == 1) {
         cr_assert_lt(used + n + 2, cap);
         if (used)
             out[used++] = ',';
@@ -66,7 +66,7 @@ static void map_join(rill_state *st, char *out, size_t cap)
     const void *k, *v;
     int rc;
     out[0] = '\0';
-    while ((rc = rill_map_next(st, &pos, &k, &kl, &v, &vl)) == 1) {
+    while ((rc = rill_state_map_next(st, &pos, &k, &kl, &v, &vl)) == 1) {
         cr_assert_lt(used + kl + vl + 3, cap);
         if (used)
             out[used++] = ';';
@@ -82,7 +82,7 @@ static void map_join(rill_state *st, char *out, size_t cap)
 
 static void map_put_str(rill_state *st, const char *k, const char *v)
 {
-    cr_assert_eq(rill_map_put(st, k, strlen(k), v, strlen(v)), RILL_OK);
+    cr_assert_eq(rill_state_map_put(st, k, strlen(k), v, strlen(v)), RILL_OK);
 }
 
 static void add_str(rill_state *st, const char *s)

@@ -78,7 +78,7 @@ static void list_join(rill_state *st, char *out, size_t cap)
     const void *item;
     int rc;
     out[0] = '\0';
-    while ((rc = rill_list_next(st, &pos, &item, &n)) == 1) {
+    while ((rc = rill_state_list_next(st, &pos, &item, &n)) == 1) {
         cr_assert_lt(used + n + 2, cap);
         if (used)
             out[used++] = ',';
@@ -91,7 +91,7 @@ static void list_join(rill_state *st, char *out, size_t cap)
 
 static void map_put_str(rill_state *st, const char *k, const char *v)
 {
-    cr_assert_eq(rill_map_put(st, k, strlen(k), v, strlen(v)), RILL_OK);
+    cr_assert_eq(rill_state_map_put(st, k, strlen(k), v, strlen(v)), RILL_OK);
 }
 
 /* The map as "k=v;k=v". */
@@ -101,7 +101,7 @@ static void map_join(rill_state *st, char *out, size_t cap)
     const void *k, *v;
     int rc;
     out[0] = '\0';
-    while ((rc = rill_map_next(st, &pos, &k, &kl, &v, &vl)) == 1) {
+    while ((rc = rill_state_map_next(st, &pos, &k, &kl, &v, &vl)) == 1) {
         cr_assert_lt(used + kl + vl + 3, cap);
         if (used)
             out[used++] = ';';
@@ -119,7 +119,7 @@ static void expect_map_get(rill_state *st, const char *k, const char *want)
 {
     const void *v;
     size_t n;
-    int rc = rill_map_get(st, k, strlen(k), &v, &n);
+    int rc = rill_state_map_get(st, k, strlen(k), &v, &n);
     if (!want) {
         cr_assert_eq(rc, RILL_ENOTFOUND, "map_get %s: %s", k, rill_err_name(rc));
         return;
@@ -415,7 +415,7 @@ Test(state, list_update_replaces_and_clear_empties)
     add_str(st, "old1");
     add_str(st, "old2");
     rill_record items[2] = {{"x", 1, 0}, {"yz", 2, 0}};
-    cr_assert_eq(rill_list_update(st, items, 2), RILL_OK);
+    cr_assert_eq(rill_state_list_update(st, items, 2), RILL_OK);
     char s[256];
     list_join(st, s, sizeof s);
     cr_assert_str_eq(s, "x,yz");
@@ -423,7 +423,7 @@ Test(state, list_update_replaces_and_clear_empties)
     list_join(st, s, sizeof s);
     cr_assert_str_eq(s, "");
     add_str(st, "new");
-    cr_assert_eq(rill_list_update(st, NULL, 0), RILL_OK);
+    cr_assert_eq(rill_state_list_update(st, NULL, 0), RILL_OK);
     list_join(st, s, sizeof s);
     cr_assert_str_eq(s, "");
     fx_free(f);
@@ -442,11 +442,11 @@ Test(state, list_update_with_items_borrowed_from_the_list)
     rill_record kept[5];
     size_t nk = 0, pos = 0, n;
     const void *item;
-    while (rill_list_next(st, &pos, &item, &n) == 1)
+    while (rill_state_list_next(st, &pos, &item, &n) == 1)
         if (n != 4)
             kept[nk++] = (rill_record){item, n, 0};
     cr_assert_eq(nk, 3);
-    cr_assert_eq(rill_list_update(st, kept, nk), RILL_OK);
+    cr_assert_eq(rill_state_list_update(st, kept, nk), RILL_OK);
     char s[256];
     list_join(st, s, sizeof s);
     cr_assert_str_eq(s, "keep1,keep2,keep3");
@@ -464,10 +464,10 @@ Test(state, list_cursor_ends_after_the_list_changes)
     add_str(st, "b");
     size_t pos = 0, n;
     const void *item;
-    cr_assert_eq(rill_list_next(st, &pos, &item, &n), 1);
+    cr_assert_eq(rill_state_list_next(st, &pos, &item, &n), 1);
     rill_record one = {"z", 1, 0};
-    cr_assert_eq(rill_list_update(st, &one, 1), RILL_OK);
-    cr_assert_eq(rill_list_next(st, &pos, &item, &n), 0);
+    cr_assert_eq(rill_state_list_update(st, &one, 1), RILL_OK);
+    cr_assert_eq(rill_state_list_next(st, &pos, &item, &n), 0);
     fx_free(f);
 }
 
@@ -508,9 +508,9 @@ Test(state, map_put_get_remove)
     expect_map_get(st, "b", "22");
     map_put_str(st, "a", "one");
     expect_map_get(st, "a", "one");
-    cr_assert_eq(rill_map_remove(st, "a", 1), RILL_OK);
+    cr_assert_eq(rill_state_map_remove(st, "a", 1), RILL_OK);
     expect_map_get(st, "a", NULL);
-    cr_assert_eq(rill_map_remove(st, "missing", 7), RILL_OK);
+    cr_assert_eq(rill_state_map_remove(st, "missing", 7), RILL_OK);
     expect_map_get(st, "b", "22");
     fx_free(f);
 }
@@ -567,9 +567,9 @@ Test(state, map_put_ends_an_iteration)
     map_put_str(st, "b", "2");
     size_t pos = 0, kl, vl;
     const void *k, *v;
-    cr_assert_eq(rill_map_next(st, &pos, &k, &kl, &v, &vl), 1);
+    cr_assert_eq(rill_state_map_next(st, &pos, &k, &kl, &v, &vl), 1);
     map_put_str(st, "c", "3");
-    cr_assert_eq(rill_map_next(st, &pos, &k, &kl, &v, &vl), 0);
+    cr_assert_eq(rill_state_map_next(st, &pos, &k, &kl, &v, &vl), 0);
     fx_free(f);
 }
 
@@ -583,17 +583,17 @@ Test(state, map_put_of_an_entry_borrowed_from_the_map)
     map_put_str(st, "b", "bee");
     size_t pos = 0, kl, vl;
     const void *k, *v;
-    cr_assert_eq(rill_map_next(st, &pos, &k, &kl, &v, &vl), 1);
+    cr_assert_eq(rill_state_map_next(st, &pos, &k, &kl, &v, &vl), 1);
     /* Key "a" before "b" with b's value: the blob moves under both. */
     char longkey[200];
     memset(longkey, 'a', sizeof longkey);
-    cr_assert_eq(rill_map_put(st, longkey, sizeof longkey, v, vl), RILL_OK);
-    cr_assert_eq(rill_map_get(st, "b", 1, &v, &vl), RILL_OK);
-    cr_assert_eq(rill_map_put(st, "c", 1, v, vl), RILL_OK);
+    cr_assert_eq(rill_state_map_put(st, longkey, sizeof longkey, v, vl), RILL_OK);
+    cr_assert_eq(rill_state_map_get(st, "b", 1, &v, &vl), RILL_OK);
+    cr_assert_eq(rill_state_map_put(st, "c", 1, v, vl), RILL_OK);
     expect_map_get(st, "c", "bee");
     const void *got;
     size_t gl;
-    cr_assert_eq(rill_map_get(st, longkey, sizeof longkey, &got, &gl), RILL_OK);
+    cr_assert_eq(rill_state_map_get(st, longkey, sizeof longkey, &got, &gl), RILL_OK);
     cr_assert_eq(gl, 3);
     cr_assert_eq(memcmp(got, "bee", 3), 0);
     fx_free(f);
@@ -728,7 +728,7 @@ Test(state, operator_list_works_without_a_key)
     list_join(st, s, sizeof s);
     cr_assert_str_eq(s, "p,q");
     rill_record items[3] = {{"1", 1, 0}, {"22", 2, 0}, {"333", 3, 0}};
-    cr_assert_eq(rill_list_update(st, items, 3), RILL_OK);
+    cr_assert_eq(rill_state_list_update(st, items, 3), RILL_OK);
     list_join(st, s, sizeof s);
     cr_assert_str_eq(s, "1,22,333");
     cr_assert_eq(rill_state_clear(st), RILL_OK);
@@ -764,7 +764,7 @@ Test(state, broadcast_written_on_the_broadcast_side_read_anywhere)
     map_put_str(st, "r2", "two");
     map_put_str(st, "r1", "one");
     map_put_str(st, "r3", "three");
-    cr_assert_eq(rill_map_remove(st, "r3", 2), RILL_OK);
+    cr_assert_eq(rill_state_map_remove(st, "r3", 2), RILL_OK);
     f->op.bc_side = 0;
     expect_map_get(st, "r1", "one");
     expect_map_get(st, "r3", NULL);
@@ -783,8 +783,8 @@ Test(state, broadcast_writes_outside_the_broadcast_side_are_estate)
     f->op.bc_side = 1;
     map_put_str(st, "r", "v");
     f->op.bc_side = 0;
-    cr_assert_eq(rill_map_put(st, "x", 1, "y", 1), RILL_ESTATE);
-    cr_assert_eq(rill_map_remove(st, "r", 1), RILL_ESTATE);
+    cr_assert_eq(rill_state_map_put(st, "x", 1, "y", 1), RILL_ESTATE);
+    cr_assert_eq(rill_state_map_remove(st, "r", 1), RILL_ESTATE);
     cr_assert_eq(rill_state_clear(st), RILL_ESTATE);
     expect_map_get(st, "r", "v");
     expect_map_get(st, "x", NULL);
@@ -821,14 +821,14 @@ Test(state, wrong_kind_calls_are_einval)
     cr_assert_eq(rill_state_add(S(f, "v"), "a", 1), RILL_EINVAL);
     cr_assert_eq(rill_state_add(S(f, "m"), "a", 1), RILL_EINVAL);
     cr_assert_eq(rill_state_add(S(f, "bc"), "a", 1), RILL_EINVAL);
-    cr_assert_eq(rill_list_next(S(f, "v"), &pos, &p, &n), RILL_EINVAL);
-    cr_assert_eq(rill_list_next(S(f, "m"), &pos, &p, &n), RILL_EINVAL);
-    cr_assert_eq(rill_list_update(S(f, "v"), &rec, 1), RILL_EINVAL);
-    cr_assert_eq(rill_list_update(S(f, "bc"), &rec, 1), RILL_EINVAL);
-    cr_assert_eq(rill_map_get(S(f, "v"), "a", 1, &p, &n), RILL_EINVAL);
-    cr_assert_eq(rill_map_put(S(f, "l"), "a", 1, "b", 1), RILL_EINVAL);
-    cr_assert_eq(rill_map_remove(S(f, "ol"), "a", 1), RILL_EINVAL);
-    cr_assert_eq(rill_map_next(S(f, "r"), &pos, &k, &kl, &p, &n), RILL_EINVAL);
+    cr_assert_eq(rill_state_list_next(S(f, "v"), &pos, &p, &n), RILL_EINVAL);
+    cr_assert_eq(rill_state_list_next(S(f, "m"), &pos, &p, &n), RILL_EINVAL);
+    cr_assert_eq(rill_state_list_update(S(f, "v"), &rec, 1), RILL_EINVAL);
+    cr_assert_eq(rill_state_list_update(S(f, "bc"), &rec, 1), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_get(S(f, "v"), "a", 1, &p, &n), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_put(S(f, "l"), "a", 1, "b", 1), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_remove(S(f, "ol"), "a", 1), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_next(S(f, "r"), &pos, &k, &kl, &p, &n), RILL_EINVAL);
     fx_free(f);
 }
 
@@ -847,8 +847,8 @@ Test(state, keyed_state_outside_a_keyed_operator_is_einval)
     cr_assert_eq(rill_state_get(S(f, "v"), &p, &n), RILL_EINVAL);
     cr_assert_eq(rill_state_clear(S(f, "v")), RILL_EINVAL);
     cr_assert_eq(rill_state_add(S(f, "l"), "a", 1), RILL_EINVAL);
-    cr_assert_eq(rill_list_next(S(f, "l"), &pos, &p, &n), RILL_EINVAL);
-    cr_assert_eq(rill_map_put(S(f, "m"), "a", 1, "b", 1), RILL_EINVAL);
+    cr_assert_eq(rill_state_list_next(S(f, "l"), &pos, &p, &n), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_put(S(f, "m"), "a", 1, "b", 1), RILL_EINVAL);
     fx_free(f);
 }
 
@@ -870,16 +870,16 @@ Test(state, null_arguments_are_einval)
     cr_assert_eq(rill_state_add(NULL, "a", 1), RILL_EINVAL);
     cr_assert_eq(rill_state_add(S(f, "l"), NULL, 3), RILL_EINVAL);
     cr_assert_eq(rill_state_clear(NULL), RILL_EINVAL);
-    cr_assert_eq(rill_list_next(NULL, &pos, &p, &n), RILL_EINVAL);
-    cr_assert_eq(rill_list_next(S(f, "l"), NULL, &p, &n), RILL_EINVAL);
-    cr_assert_eq(rill_list_update(S(f, "l"), NULL, 2), RILL_EINVAL);
+    cr_assert_eq(rill_state_list_next(NULL, &pos, &p, &n), RILL_EINVAL);
+    cr_assert_eq(rill_state_list_next(S(f, "l"), NULL, &p, &n), RILL_EINVAL);
+    cr_assert_eq(rill_state_list_update(S(f, "l"), NULL, 2), RILL_EINVAL);
     rill_record bad = {NULL, 4, 0};
-    cr_assert_eq(rill_list_update(S(f, "l"), &bad, 1), RILL_EINVAL);
-    cr_assert_eq(rill_map_get(S(f, "m"), NULL, 1, &p, &n), RILL_EINVAL);
-    cr_assert_eq(rill_map_put(S(f, "m"), "a", 1, NULL, 1), RILL_EINVAL);
-    cr_assert_eq(rill_map_remove(NULL, "a", 1), RILL_EINVAL);
-    cr_assert_eq(rill_map_next(S(f, "m"), &pos, NULL, &kl, &p, &n), RILL_EINVAL);
-    cr_assert_eq(rill_map_next(S(f, "m"), &pos, &k, &kl, &p, NULL), RILL_EINVAL);
+    cr_assert_eq(rill_state_list_update(S(f, "l"), &bad, 1), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_get(S(f, "m"), NULL, 1, &p, &n), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_put(S(f, "m"), "a", 1, NULL, 1), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_remove(NULL, "a", 1), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_next(S(f, "m"), &pos, NULL, &kl, &p, &n), RILL_EINVAL);
+    cr_assert_eq(rill_state_map_next(S(f, "m"), &pos, &k, &kl, &p, NULL), RILL_EINVAL);
     fx_free(f);
 }
 
@@ -1023,15 +1023,15 @@ Test(state, values_read_back_from_lmdb_after_eviction)
     map_join(S(f, "m"), buf, sizeof buf);
     cr_assert_str_eq(buf, "a=1;b=2");
     /* Change the map, write it back, read it again. */
-    cr_assert_eq(rill_map_remove(S(f, "m"), "a", 1), RILL_OK);
+    cr_assert_eq(rill_state_map_remove(S(f, "m"), "a", 1), RILL_OK);
     map_put_str(S(f, "m"), "c", "3");
     cr_assert_eq(rill__kv_drop_cache(f->op.kv), RILL_OK);
     cr_assert_eq(db_count(f, NULL, 2), 2);
     map_join(S(f, "m"), buf, sizeof buf);
     cr_assert_str_eq(buf, "b=2;c=3");
     /* An emptied map and list leave no records. */
-    cr_assert_eq(rill_map_remove(S(f, "m"), "b", 1), RILL_OK);
-    cr_assert_eq(rill_map_remove(S(f, "m"), "c", 1), RILL_OK);
+    cr_assert_eq(rill_state_map_remove(S(f, "m"), "b", 1), RILL_OK);
+    cr_assert_eq(rill_state_map_remove(S(f, "m"), "c", 1), RILL_OK);
     cr_assert_eq(rill_state_clear(S(f, "l")), RILL_OK);
     cr_assert_eq(rill__kv_drop_cache(f->op.kv), RILL_OK);
     cr_assert_eq(db_count(f, NULL, 1), 0);
@@ -1090,7 +1090,7 @@ Test(state, map_full_grows_the_map_several_times)
         if (i % 10 == 0) {
             char k[16];
             snprintf(k, sizeof k, "e%llu", (unsigned long long)(i % 7));
-            cr_assert_eq(rill_map_put(S(f, "m"), k, strlen(k), &i, 8), RILL_OK);
+            cr_assert_eq(rill_state_map_put(S(f, "m"), k, strlen(k), &i, 8), RILL_OK);
         }
     }
     cr_assert_eq(rill__kv_drop_cache(f->op.kv), RILL_OK);
@@ -1106,7 +1106,7 @@ Test(state, map_full_grows_the_map_several_times)
             snprintf(k, sizeof k, "e%llu", (unsigned long long)(i % 7));
             const void *p;
             size_t len;
-            cr_assert_eq(rill_map_get(S(f, "m"), k, strlen(k), &p, &len), RILL_OK);
+            cr_assert_eq(rill_state_map_get(S(f, "m"), k, strlen(k), &p, &len), RILL_OK);
             cr_assert_eq(len, 8);
             cr_assert_eq(memcmp(p, &i, 8), 0);
         }
@@ -1140,7 +1140,7 @@ Test(state, state_larger_than_the_initial_map)
         size_t pos = 0, n;
         const void *p;
         int j = 0;
-        while (rill_list_next(st, &pos, &p, &n) == 1) {
+        while (rill_state_list_next(st, &pos, &p, &n) == 1) {
             cr_assert_eq(n, sizeof item);
             const unsigned char *b = p;
             cr_assert_eq(b[0], (unsigned char)((i + (uint64_t)j) & 0xff));
@@ -1454,7 +1454,7 @@ static int alloc_round(fix *f)
         int r[6];
         r[0] = rill_state_put(f->op.states[0], val, sizeof val);
         r[1] = rill_state_add(f->op.states[1], val, 10);
-        r[2] = rill_map_put(f->op.states[2], val, 4, val, 20);
+        r[2] = rill_state_map_put(f->op.states[2], val, 4, val, 20);
         r[3] = rill_state_add(f->op.states[3], val, 30);
         r[4] = rill_state_add(f->op.states[4], val, 8);
         r[5] = rill_state_add(f->op.states[5], val, 5);

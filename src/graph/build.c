@@ -528,13 +528,13 @@ static rill_stream *line_sink(rill_stream *s, const rill__opdef *def, const char
     return rill__stream_of(env, n);
 }
 
-RILL_API rill_stream *rill_sink_print(rill_stream *s, const char *name, int fd,
+RILL_API rill_stream *rill_sink_print(rill_stream *s, const char *name, rill_print_target fd,
                                       rill_format_fn fmt, void *user_data)
 {
     if (s && fd != RILL_STDOUT && fd != RILL_STDERR && rill__input_env(s, "rill_sink_print"))
         return rill__env_fail(s->env, RILL_EINVAL,
                               "print '%s': fd %d is neither RILL_STDOUT nor RILL_STDERR",
-                              name ? name : "print", fd);
+                              name ? name : "print", (int)fd);
     rill_stream *r = line_sink(s, &rill__op_print, name, fmt, user_data, "rill_sink_print");
     if (r)
         r->node->fd = fd;

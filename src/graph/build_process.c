@@ -222,16 +222,16 @@ RILL_API rill_stream *rill_reduce(rill_stream *s, const char *name, rill_reduce_
     return r;
 }
 
-RILL_API rill_stream *rill_aggregate(rill_stream *s, const char *name, int agg, size_t offset,
-                                     int type)
+RILL_API rill_stream *rill_aggregate(rill_stream *s, const char *name, rill_agg_kind agg,
+                                     size_t offset, rill_field_type type)
 {
     if (s && rill__input_env(s, "aggregate")) {
-        if (agg < RILL_AGG_SUM || agg > RILL_AGG_MAX_BY)
+        if ((int)agg < RILL_AGG_SUM || (int)agg > RILL_AGG_MAX_BY)
             return rill__env_fail(s->env, RILL_EINVAL, "aggregate '%s': unknown kind %d",
-                                  name ? name : "aggregate", agg);
-        if (type < RILL_FIELD_I32 || type > RILL_FIELD_F64)
+                                  name ? name : "aggregate", (int)agg);
+        if ((int)type < RILL_FIELD_I32 || (int)type > RILL_FIELD_F64)
             return rill__env_fail(s->env, RILL_EINVAL, "aggregate '%s': unknown field type %d",
-                                  name ? name : "aggregate", type);
+                                  name ? name : "aggregate", (int)type);
     }
     rill_stream *r = rolling(s, name, &rill__op_aggregate, "aggregate");
     if (r) {

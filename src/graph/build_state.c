@@ -48,7 +48,7 @@ static rill__statedesc *add_state(rill_stream *s, const char *name, int kind, co
     return d;
 }
 
-RILL_API rill_stream *rill_stream_add_state(rill_stream *s, const char *name, int kind)
+RILL_API rill_stream *rill_stream_add_state(rill_stream *s, const char *name, rill_state_kind kind)
 {
     if (s && (kind == RILL_STATE_REDUCING || kind == RILL_STATE_AGGREGATING) &&
         rill__input_env(s, "rill_stream_add_state"))

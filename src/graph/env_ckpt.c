@@ -11,7 +11,7 @@ static int busy(rill_env *env, const char *what)
 }
 
 RILL_API int rill_env_enable_checkpointing(rill_env *env, int64_t interval_ms, const char *dir,
-                                           int mode)
+                                           rill_checkpoint_mode mode)
 {
     if (!env)
         return RILL_EINVAL;
@@ -26,7 +26,7 @@ RILL_API int rill_env_enable_checkpointing(rill_env *env, int64_t interval_ms, c
         return rill__env_error(env, RILL_EINVAL, "checkpoint directory is NULL or empty");
     if (mode != RILL_EXACTLY_ONCE && mode != RILL_AT_LEAST_ONCE)
         return rill__env_error(env, RILL_EINVAL, "checkpoint mode %d is neither "
-                               "RILL_EXACTLY_ONCE nor RILL_AT_LEAST_ONCE", mode);
+                               "RILL_EXACTLY_ONCE nor RILL_AT_LEAST_ONCE", (int)mode);
     char *d = rill__strdup(dir);
     if (!d)
         return rill__env_error(env, RILL_ENOMEM, "out of memory");
@@ -120,7 +120,7 @@ RILL_API int rill_env_set_savepoint_dir(rill_env *env, const char *dir)
     return RILL_OK;
 }
 
-RILL_API int rill_env_set_restart_strategy(rill_env *env, int kind, int attempts,
+RILL_API int rill_env_set_restart_strategy(rill_env *env, rill_restart_kind kind, int attempts,
                                            int64_t delay_ms, int64_t max_delay_ms)
 {
     if (!env)
@@ -130,7 +130,7 @@ RILL_API int rill_env_set_restart_strategy(rill_env *env, int kind, int attempts
         return rc;
     if (kind != RILL_RESTART_NONE && kind != RILL_RESTART_FIXED_DELAY &&
         kind != RILL_RESTART_BACKOFF)
-        return rill__env_error(env, RILL_EINVAL, "restart strategy %d is unknown", kind);
+        return rill__env_error(env, RILL_EINVAL, "restart strategy %d is unknown", (int)kind);
     if (kind != RILL_RESTART_NONE && (attempts < 1 || attempts > 1000000))
         return rill__env_error(env, RILL_EINVAL,
                                "restart attempts %d is out of range 1..1000000", attempts);

@@ -240,7 +240,7 @@ const rill__opdef rill__op_harness_input = {
 
 /* ---- public calls --------------------------------------------------------- */
 
-RILL_API int rill_timer_register(rill_ctx *ctx, int domain, int64_t ts)
+RILL_API int rill_timer_register(rill_ctx *ctx, rill_time_domain domain, int64_t ts)
 {
     if (!ctx || (domain != RILL_EVENT_TIME && domain != RILL_PROCESSING_TIME))
         return RILL_EINVAL;
@@ -257,7 +257,7 @@ RILL_API int rill_timer_register(rill_ctx *ctx, int domain, int64_t ts)
     return RILL_OK;
 }
 
-RILL_API int rill_timer_delete(rill_ctx *ctx, int domain, int64_t ts)
+RILL_API int rill_timer_delete(rill_ctx *ctx, rill_time_domain domain, int64_t ts)
 {
     if (!ctx || (domain != RILL_EVENT_TIME && domain != RILL_PROCESSING_TIME))
         return RILL_EINVAL;

@@ -109,7 +109,7 @@ static int ensure_init(rill_ctx *op, tp_state *t)
     const void *item;
     size_t len;
     int rc;
-    while ((rc = rill_list_next(st, &pos, &item, &len)) == 1)
+    while ((rc = rill_state_list_next(st, &pos, &item, &len)) == 1)
         if (len >= 8 && (rc = commit(op, t, (const char *)item + 8, len - 8)))
             return rc;
     if (rc < 0 || (rc = rill_state_clear(st)))

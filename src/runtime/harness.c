@@ -682,7 +682,7 @@ RILL_API rill_state *rill_harness_state(rill_harness *h, const char *name, const
     return rill__op_set_key(c, key, key_len, kg) ? NULL : rill__state_find(c, sname);
 }
 
-RILL_API size_t rill_harness_timers(const rill_harness *h, int domain)
+RILL_API size_t rill_harness_timers(const rill_harness *h, rill_time_domain domain)
 {
     if (!h || (domain != RILL_EVENT_TIME && domain != RILL_PROCESSING_TIME))
         return 0;

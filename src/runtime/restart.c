@@ -237,9 +237,9 @@ static int attempts_status(const rill_job *job)
     return done || s != RILL_JOB_FAILED ? s : RILL_JOB_RUNNING;
 }
 
-RILL_API int rill_job_status(const rill_job *job)
+RILL_API rill_job_state rill_job_status(const rill_job *job)
 {
-    return job ? rill__stop_status(job, attempts_status(job)) : RILL_EINVAL;
+    return job ? (rill_job_state)rill__stop_status(job, attempts_status(job)) : RILL_JOB_INVALID;
 }
 
 RILL_API const char *rill_job_errmsg(const rill_job *job)

@@ -1,7 +1,7 @@
 /* state_map.c - the state calls on map state (keyed: the map of the
  * current key and namespace is one cached blob) and broadcast state (one
  * map per subtask in memory, written only from the broadcast side):
- * rill_map_get/put/remove/next. */
+ * rill_state_map_get/put/remove/next. */
 #include <stdint.h>
 #include <string.h>
 
@@ -38,8 +38,8 @@ static void cut(rill_state *st, rill__kvent *e, size_t off)
     st->mod++;
 }
 
-RILL_API int rill_map_get(rill_state *st, const void *key, size_t key_len, const void **val,
-                          size_t *len)
+RILL_API int rill_state_map_get(rill_state *st, const void *key, size_t key_len, const void **val,
+                                size_t *len)
 {
     if (!st || (!key && key_len) || !val || !len)
         return RILL_EINVAL;
@@ -55,7 +55,7 @@ RILL_API int rill_map_get(rill_state *st, const void *key, size_t key_len, const
             (rc = keyed_map(st, &e, &b, &blen)) != RILL_OK)
             return rc;
     } else {
-        return wrong_kind(st, "rill_map_get");
+        return wrong_kind(st, "rill_state_map_get");
     }
     if (!blen)
         return RILL_ENOTFOUND;
@@ -104,15 +104,15 @@ static int broadcast_put(rill_state *st, const void *key, size_t klen, const voi
     return RILL_OK;
 }
 
-RILL_API int rill_map_put(rill_state *st, const void *key, size_t key_len, const void *val,
-                          size_t len)
+RILL_API int rill_state_map_put(rill_state *st, const void *key, size_t key_len, const void *val,
+                                size_t len)
 {
     if (!st || (!key && key_len) || (!val && len))
         return RILL_EINVAL;
     if (st->kind == RILL_STATE_BROADCAST)
         return broadcast_put(st, key, key_len, val, len);
     if (st->kind != RILL_STATE_MAP)
-        return wrong_kind(st, "rill_map_put");
+        return wrong_kind(st, "rill_state_map_put");
     rill_ctx *op = st->op;
     int rc = rill__state_enter(st, &key, key_len, &val, len);
     if (rc)
@@ -152,7 +152,7 @@ RILL_API int rill_map_put(rill_state *st, const void *key, size_t key_len, const
     return RILL_OK;
 }
 
-RILL_API int rill_map_remove(rill_state *st, const void *key, size_t key_len)
+RILL_API int rill_state_map_remove(rill_state *st, const void *key, size_t key_len)
 {
     if (!st || (!key && key_len))
         return RILL_EINVAL;
@@ -169,7 +169,7 @@ RILL_API int rill_map_remove(rill_state *st, const void *key, size_t key_len)
         return RILL_OK;
     }
     if (st->kind != RILL_STATE_MAP)
-        return wrong_kind(st, "rill_map_remove");
+        return wrong_kind(st, "rill_state_map_remove");
     rill__kvent *e = NULL;
     unsigned char *b;
     size_t blen;
@@ -182,8 +182,8 @@ RILL_API int rill_map_remove(rill_state *st, const void *key, size_t key_len)
     return RILL_OK;
 }
 
-RILL_API int rill_map_next(rill_state *st, size_t *pos, const void **key, size_t *key_len,
-                           const void **val, size_t *len)
+RILL_API int rill_state_map_next(rill_state *st, size_t *pos, const void **key, size_t *key_len,
+                                 const void **val, size_t *len)
 {
     if (!st || !pos || !key || !key_len || !val || !len)
         return RILL_EINVAL;
@@ -210,7 +210,7 @@ RILL_API int rill_map_next(rill_state *st, size_t *pos, const void **key, size_t
             }
         }
     } else {
-        return wrong_kind(st, "rill_map_next");
+        return wrong_kind(st, "rill_state_map_next");
     }
     size_t off = rill__state_off(st, *pos);
     if (off == SIZE_MAX || !b)

@@ -1,6 +1,6 @@
 /* state_ops.c - the state calls on value, reducing, aggregating, list and
- * operator list state (rill_state_get/put/add/clear, rill_list_next,
- * rill_list_update). Keyed kinds act on the operator's current key and
+ * operator list state (rill_state_get/put/add/clear, rill_state_list_next,
+ * rill_state_list_update). Keyed kinds act on the operator's current key and
  * namespace through the store's cache; operator lists live in memory. */
 #include <stdint.h>
 #include <string.h>
@@ -250,7 +250,7 @@ RILL_API int rill_state_clear(rill_state *st)
     return RILL_OK;
 }
 
-RILL_API int rill_list_next(rill_state *st, size_t *pos, const void **item, size_t *len)
+RILL_API int rill_state_list_next(rill_state *st, size_t *pos, const void **item, size_t *len)
 {
     if (!st || !pos || !item || !len)
         return RILL_EINVAL;
@@ -281,7 +281,7 @@ RILL_API int rill_list_next(rill_state *st, size_t *pos, const void **item, size
         }
         b = rill__kvent_val(e);
     } else {
-        return wrong_kind(st, "rill_list_next");
+        return wrong_kind(st, "rill_state_list_next");
     }
     if ((off = rill__state_off(st, *pos)) == SIZE_MAX)
         return 0;
@@ -302,12 +302,12 @@ RILL_API int rill_list_next(rill_state *st, size_t *pos, const void **item, size
     return 1;
 }
 
-RILL_API int rill_list_update(rill_state *st, const rill_record *items, size_t n)
+RILL_API int rill_state_list_update(rill_state *st, const rill_record *items, size_t n)
 {
     if (!st || (!items && n))
         return RILL_EINVAL;
     if (st->kind != RILL_STATE_LIST && st->kind != RILL_STATE_OPERATOR_LIST)
-        return wrong_kind(st, "rill_list_update");
+        return wrong_kind(st, "rill_state_list_update");
     size_t per = RILL__LIST_HDR + st->tp, total = 0;
     size_t limit = st->kind == RILL_STATE_LIST ? RILL__KV_VALUE_MAX : SIZE_MAX / 2;
     for (size_t i = 0; i < n; i++) {

@@ -12,9 +12,9 @@ static rill_log_fn log_fn;
 static int log_level;
 static void *log_ud;
 
-RILL_API int rill_set_logger(rill_log_fn fn, int max_level, void *user_data)
+RILL_API int rill_set_logger(rill_log_fn fn, rill_log_level max_level, void *user_data)
 {
-    if (max_level < RILL_LOG_ERROR || max_level > RILL_LOG_DEBUG)
+    if ((int)max_level < RILL_LOG_ERROR || (int)max_level > RILL_LOG_DEBUG)
         return RILL_EINVAL;
     pthread_mutex_lock(&log_mu);
     log_fn = fn;
